@@ -1,0 +1,125 @@
+"""The prepared dataset on disk, and the :class:`Dataset` every later stage reads.
+
+Layout of a prepared directory (all tables Parquet):
+
+``items.parquet``
+    ``item_id`` (int32, 1..N, contiguous; 0 is padding and has no row), ``key`` (str, the source's item id,
+    e.g. an ASIN), ``title`` (str, cleaned), and optional text columns (``description``, ``brand``,
+    ``categories``...). Ids are given in order of each item's first appearance in the chronologically
+    sorted log (ties by user key), so they are reproducible.
+``sequences.parquet``
+    One row per user: ``user`` (int32, 0..U-1), ``user_key`` (str), ``items`` (list<int32>, the user's whole
+    chronological sequence), ``timestamps`` (list<int64>, ms; per-user ordinals when the source had none),
+    ``n_train``, ``n_valid`` (int32). The first ``n_train`` items are training, the next ``n_valid`` are
+    validation, the rest are test. Leave-one-out gives ``n_valid = 1`` and one test item.
+``train.parquet`` / ``valid.parquet`` / ``test.parquet``
+    One row per prediction: ``user``, ``history`` (list<int32>, the last ``max_history`` items before the
+    target, oldest first), ``target`` (int32). Train rows are every position of the training part that has
+    at least one earlier item; valid rows see the training part; test rows see training + validation.
+``csft.parquet``
+    The CSFT pairs, built from the training part only: ``user``, ``history`` (ids), ``target`` (id),
+    ``history_titles`` (list<str>), ``target_title`` (str).
+``manifest.json``
+    Source files (name, size, sha256), protocol settings, counts kept and dropped with reasons, statistics,
+    and the sha256 of every table above.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llm2rec.io import sha256_file
+
+FORMAT_VERSION = 1
+TABLES = ("items", "sequences", "train", "valid", "test", "csft")
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass
+class Dataset:
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, root: str | Path) -> Dataset:
+        root = Path(root)
+        manifest_path = root / "manifest.json"
+        if not manifest_path.is_file():
+            raise DatasetError(
+                f"{root} is not a prepared dataset (no manifest.json); create one with `llm2rec prepare`"
+            )
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(
+                f"{manifest_path}: dataset format version {manifest.get('format_version')} is not "
+                f"{FORMAT_VERSION}; re-run `llm2rec prepare`"
+            )
+        return cls(root=root, manifest=manifest)
+
+    def _table(self, name: str) -> pd.DataFrame:
+        path = self.root / f"{name}.parquet"
+        if not path.is_file():
+            raise DatasetError(f"{path} is missing: the dataset directory is incomplete")
+        return pd.read_parquet(path)
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        return self._table("items")
+
+    @cached_property
+    def sequences(self) -> pd.DataFrame:
+        return self._table("sequences")
+
+    def split(self, name: str) -> pd.DataFrame:
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {name!r}; expected train, valid or test")
+        return self._table(name)
+
+    def csft_pairs(self) -> pd.DataFrame:
+        return self._table("csft")
+
+    @property
+    def num_items(self) -> int:
+        return int(self.manifest["counts"]["items"])
+
+    @property
+    def num_users(self) -> int:
+        return int(self.manifest["counts"]["users"])
+
+    @property
+    def max_history(self) -> int:
+        return int(self.manifest["settings"]["max_history"])
+
+    @cached_property
+    def titles(self) -> list[str]:
+        """``titles[i]`` is item i's title; ``titles[0]`` is the empty padding title."""
+        out = [""] * (self.num_items + 1)
+        for item_id, title in zip(self.items["item_id"], self.items["title"], strict=True):
+            out[int(item_id)] = title
+        return out
+
+    def train_sequences(self) -> list[np.ndarray]:
+        """Each user's training part (chronological item ids), for recommenders that train on prefixes."""
+        seqs = self.sequences
+        return [np.asarray(s[:n], dtype=np.int64) for s, n in zip(seqs["items"], seqs["n_train"], strict=True)]
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of manifest.json, which itself holds the sha256 of every table: one id for the data."""
+        return sha256_file(self.root / "manifest.json")
+
+    def verify(self) -> None:
+        """Recompute table checksums and compare with the manifest."""
+        for name, expected in self.manifest.get("tables", {}).items():
+            actual = sha256_file(self.root / f"{name}.parquet")
+            if actual != expected:
+                raise DatasetError(f"{self.root / name}.parquet does not match its manifest checksum")

@@ -1,0 +1,83 @@
+"""The one in-memory form every reader yields, before the protocol runs.
+
+Readers (``llm2rec/data/sources/*``) differ in what they parse; they all return a :class:`RawLog`:
+
+* ``interactions``: a DataFrame with columns
+  ``user`` (str), ``item`` (str), ``timestamp`` (int64 milliseconds, or a per-user ordinal when the source
+  has no time, see ``RawLog.has_time``), ``rating`` (float64, NaN when unknown). Row order breaks ties in
+  ``timestamp`` (the protocol sorts stably), so a reader without timestamps emits each user's events in order.
+* ``items``: a DataFrame with column ``item`` (str, unique) and ``title`` (str, raw, not cleaned yet), plus any
+  optional text columns (``description``, ``brand``, ``categories``, ...), all str.
+* ``presplit``: when the source ships its own split and the user keeps it, a Series mapping each interaction
+  row to ``"train"``, ``"valid"`` or ``"test"``; otherwise None.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+INTERACTION_COLUMNS = ("user", "item", "timestamp", "rating")
+SPLITS = ("train", "valid", "test")
+
+
+class DataFormatError(ValueError):
+    """Bad input: the message names the file, the line (when known) and what was wrong."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line, self.problem = str(path), line, problem
+
+
+@dataclass
+class BadLines:
+    """Counts of input lines skipped under ``--skip-bad-lines``, by reason; raises when not allowed."""
+
+    skip: bool = False
+    counts: Counter = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def handle(self, path: str | Path, line: int | None, problem: str) -> None:
+        if not self.skip:
+            raise DataFormatError(path, problem + " (pass --skip-bad-lines to skip such lines)", line)
+        self.counts[problem] += 1
+        if len(self.examples) < 20:
+            self.examples.append(f"{Path(path).name}:{line}: {problem}")
+
+    def to_dict(self) -> dict:
+        return {"total": int(sum(self.counts.values())), "by_reason": dict(self.counts), "examples": self.examples}
+
+
+@dataclass
+class RawLog:
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    source_files: list[Path]
+    format: str
+    has_time: bool = True
+    presplit: pd.Series | None = None
+    bad_lines: BadLines = field(default_factory=BadLines)
+    notes: dict = field(default_factory=dict)
+    """Reader-specific facts for the manifest (e.g. rows whose history disagreed with the rebuilt sequence)."""
+
+    def __post_init__(self) -> None:
+        missing = [c for c in INTERACTION_COLUMNS if c not in self.interactions.columns]
+        if missing:
+            raise ValueError(f"reader bug: interactions lack columns {missing}")
+        if "item" not in self.items.columns or "title" not in self.items.columns:
+            raise ValueError("reader bug: items need columns 'item' and 'title'")
+
+
+def empty_interactions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user": pd.Series(dtype=str),
+            "item": pd.Series(dtype=str),
+            "timestamp": pd.Series(dtype="int64"),
+            "rating": pd.Series(dtype="float64"),
+        }
+    )
