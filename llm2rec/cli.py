@@ -22,6 +22,7 @@ app = typer.Typer(
 # Each module exposes ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES = [
     "llm2rec.data.commands",
+    "llm2rec.pipeline_commands",
 ]
 
 for _name in COMMAND_MODULES:

@@ -110,7 +110,9 @@ class Dataset:
     def train_sequences(self) -> list[np.ndarray]:
         """Each user's training part (chronological item ids), for recommenders that train on prefixes."""
         seqs = self.sequences
-        return [np.asarray(s[:n], dtype=np.int64) for s, n in zip(seqs["items"], seqs["n_train"], strict=True)]
+        return [
+            np.asarray(s[:n], dtype=np.int64) for s, n in zip(seqs["items"], seqs["n_train"], strict=True)
+        ]
 
     @property
     def checksum(self) -> str:

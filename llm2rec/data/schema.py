@@ -49,7 +49,11 @@ class BadLines:
             self.examples.append(f"{Path(path).name}:{line}: {problem}")
 
     def to_dict(self) -> dict:
-        return {"total": int(sum(self.counts.values())), "by_reason": dict(self.counts), "examples": self.examples}
+        return {
+            "total": int(sum(self.counts.values())),
+            "by_reason": dict(self.counts),
+            "examples": self.examples,
+        }
 
 
 @dataclass

@@ -1,0 +1,162 @@
+"""CLI: ``llm2rec prepare``, ``llm2rec data stats|download``, ``llm2rec export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+FORMATS = ("amazon2023", "amazon2023-benchmark", "recbole", "d3", "generic", "builtin")
+
+
+def parse_options(pairs: list[str] | None) -> dict:
+    """``key=value`` strings → dict, values parsed as YAML scalars (``true``, ``3``, ``user_id``)."""
+    import yaml
+
+    from llm2rec.errors import ConfigError
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def prepare(
+    fmt: str = typer.Option(..., "--format", "-f", help=f"Input format: {', '.join(FORMATS)}."),
+    inputs: list[Path] = typer.Option(
+        None, "--input", "-i", help="Input file(s) or folder(s); several may follow."
+    ),
+    more_inputs: list[Path] = typer.Argument(None, hidden=True),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dataset directory (written atomically)."),
+    kcore: int = typer.Option(5, help="Iterative k-core on users and items; 0 disables."),
+    max_history: int = typer.Option(10, help="Keep at most this many previous items per example."),
+    split: str = typer.Option("loo", help="loo (leave-one-out), temporal (global cut-offs) or shipped."),
+    cutoffs: tuple[int, int] = typer.Option(
+        (1628643414042, 1658002729837), help="Temporal split cut-offs in ms (default: Amazon 2023's)."
+    ),
+    min_rating: float = typer.Option(None, help="Drop events rated below this."),
+    skip_bad_lines: bool = typer.Option(
+        False, help="Skip and count malformed input lines instead of failing."
+    ),
+    option: list[str] = typer.Option(None, "--option", help="Reader option key=value (repeatable)."),
+    num_users: int = typer.Option(3000, help="builtin only: number of synthetic users."),
+    num_items: int = typer.Option(1500, help="builtin only: number of synthetic items."),
+    seed: int = typer.Option(0, help="builtin only: generator seed."),
+    overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
+) -> None:
+    """Prepare interaction logs with the sequential-recommendation protocol."""
+    from llm2rec.data.protocol import ProtocolSettings
+    from llm2rec.data.protocol import prepare as run_prepare
+
+    settings = ProtocolSettings(kcore, max_history, split, tuple(cutoffs), min_rating)
+    settings.validate()
+    paths = [*(inputs or []), *(more_inputs or [])]
+    raw = load_raw(
+        fmt,
+        paths,
+        skip_bad_lines,
+        parse_options(option),
+        split == "shipped",
+        num_users=num_users,
+        num_items=num_items,
+        seed=seed,
+    )
+    dataset = run_prepare(raw, out, settings, overwrite=overwrite)
+    print_stats(dataset)
+    typer.echo(f"prepared dataset written to {out}")
+
+
+def load_raw(fmt, paths, skip_bad_lines, options, shipped, *, num_users=3000, num_items=1500, seed=0):
+    from llm2rec.errors import ConfigError
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "builtin":
+        from llm2rec.data.synthetic import generate
+
+        return generate(num_users=num_users, num_items=num_items, seed=seed)
+    if not paths:
+        raise ConfigError("--input is required for this format")
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"input not found: {p}")
+    from llm2rec.data.sources import read_source
+
+    if shipped:
+        options.setdefault("use_shipped_split", True)
+    return read_source(fmt, paths, skip_bad_lines=skip_bad_lines, **options)
+
+
+def print_stats(dataset) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = dataset.manifest["counts"]
+    table = Table(title=f"dataset {dataset.root}", show_header=False)
+    rows = [
+        ("users", f"{c['users']:,}"),
+        ("items", f"{c['items']:,}"),
+        ("interactions", f"{c['interactions']:,}"),
+        ("mean sequence length", f"{c['mean_sequence_length']:.2f}"),
+        ("median sequence length", f"{c['median_sequence_length']:.1f}"),
+        ("density", f"{c['density']:.5f}"),
+        (
+            "train / valid / test examples",
+            f"{c['train_examples']:,} / {c['valid_examples']:,} / {c['test_examples']:,}",
+        ),
+        ("CSFT pairs", f"{c['csft_pairs']:,}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+
+
+def stats(directory: Path = typer.Argument(..., help="A prepared dataset directory.")) -> None:
+    """Print users, items, interactions, sequence lengths and density of a prepared dataset."""
+    from llm2rec.data.dataset import Dataset
+
+    print_stats(Dataset.load(directory))
+
+
+def download(
+    category: str = typer.Argument(..., help="Amazon Reviews 2023 category, e.g. Video_Games."),
+    kind: str = typer.Option("raw", help="raw (reviews + meta) or benchmark (split CSVs)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to download into."),
+    variant: str = typer.Option("5core/last_out_w_his", help="benchmark only: <k>core/<variant>."),
+    base_url: str = typer.Option(None, help="Mirror base URL (default: the dataset's public server)."),
+) -> None:
+    """Download Amazon Reviews 2023 files (resumable, verified, atomic)."""
+    from llm2rec.data.download import download as run_download
+
+    kwargs = {"base_url": base_url} if base_url else {}
+    for path in run_download(category, kind=kind, out_dir=out, variant=variant, **kwargs):
+        typer.echo(str(path))
+
+
+def export(
+    directory: Path = typer.Argument(..., help="A prepared dataset directory."),
+    out: Path = typer.Argument(..., help="Output directory."),
+    fmt: str = typer.Option("llm2rec", "--format", help="Only 'llm2rec' (the official code's layout)."),
+    name: str = typer.Option("dataset", help="Base name of the CSFT CSV files."),
+    overwrite: bool = typer.Option(False),
+) -> None:
+    """Export a prepared dataset in another project's layout."""
+    from llm2rec.data.dataset import Dataset
+    from llm2rec.data.export import export_llm2rec
+    from llm2rec.errors import ConfigError
+
+    if fmt != "llm2rec":
+        raise ConfigError(f"unknown export format {fmt!r}; only 'llm2rec' is supported")
+    typer.echo(str(export_llm2rec(Dataset.load(directory), out, name, overwrite=overwrite)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepare")(prepare)
+    app.command("export")(export)
+    data_app = typer.Typer(help="Inspect and download datasets.", no_args_is_help=True)
+    data_app.command("stats")(stats)
+    data_app.command("download")(download)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,271 @@
+"""Helpers every reader shares: finding input files, reading lines and tables safely, timestamp units.
+
+Every failure here becomes a :class:`DataFormatError` naming the file (and line when known), or is skipped and
+counted through :class:`BadLines` when the user passed ``--skip-bad-lines``.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import io
+import re
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from llm2rec.data.schema import BadLines, DataFormatError
+from llm2rec.errors import ConfigError
+
+# Amazon-scale timestamps: anything below this is seconds (1e11 s is the year 5138; 1e11 ms is 1973).
+SECONDS_BELOW = 10**11
+# Beyond the year 5000 in ms: surely not a timestamp, and close enough to int64 limits to be dangerous.
+MAX_TIMESTAMP_MS = 10**14
+
+# A truncated or corrupt gzip stream surfaces as any of these while reading.
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+# What ast.literal_eval / json.loads may raise on hostile input.
+LITERAL_ERRORS = (ValueError, SyntaxError, TypeError, MemoryError, RecursionError)
+
+
+def strip_compression(name: str) -> str:
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def expand_inputs(inputs: Iterable[Path], accept: Callable[[Path], bool]) -> list[Path]:
+    """Files as given (in the given order), directories replaced by their accepted files (recursively, sorted)."""
+    files: list[Path] = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file() and accept(p))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+    return files
+
+
+def check_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise DataFormatError(path, "file is empty")
+
+
+def open_binary(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def iter_text_lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for each non-blank line, decoded as UTF-8.
+
+    Undecodable lines go to ``bad``; a truncated .gz ends the file with an error (or, when skipping,
+    with one counted problem, keeping the lines read so far).
+    """
+    check_not_empty(path)
+    number = 0
+    with open_binary(path) as fh:
+        try:
+            for number, raw in enumerate(fh, start=1):  # noqa: B007 - number is used after the loop
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    bad.handle(path, number, f"not valid UTF-8 (byte {exc.start})")
+                    continue
+                if text.strip():
+                    yield number, text
+        except GZIP_ERRORS as exc:
+            bad.handle(path, number + 1, f"compressed file is truncated or corrupt ({exc})")
+
+
+def parse_literal_list(text: str) -> list:
+    """A Python-literal list such as ``"['a', 'b']"`` (D3/BIGRec CSVs); never ``eval``."""
+    value = ast.literal_eval(text.strip())
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
+# --------------------------------------------------------------------------- tables
+
+
+_PANDAS_LINE = re.compile(r"line (\d+)")
+
+
+def read_csv_table(path: Path, bad: BadLines, *, sep: str | None = None, header: bool = True,
+                   names: list[str] | None = None) -> pd.DataFrame:
+    """Read a delimited text file (optionally .gz) into an all-``str`` DataFrame.
+
+    ``sep=None`` guesses "," or tab from the file name. Empty fields stay ``""``. Rows with the wrong number of
+    fields and undecodable bytes are errors naming the line, or skipped and counted.
+    """
+    check_not_empty(path)
+    if sep is None:
+        sep = "\t" if ".tsv" in path.name or ".tab" in path.name else ","
+    kwargs = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                  header=0 if header else None, names=names, quoting=csv.QUOTE_MINIMAL)
+    try:
+        return _read_csv_reporting_bad_rows(path, bad, path, kwargs)
+    except UnicodeDecodeError:
+        return _read_csv_reporting_bad_rows(path, bad, _utf8_lines_only(path, bad), kwargs)
+
+
+def _read_csv_reporting_bad_rows(path: Path, bad: BadLines, source, kwargs: dict) -> pd.DataFrame:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = pd.read_csv(source, on_bad_lines="warn" if bad.skip else "error", **kwargs)
+    except pd.errors.EmptyDataError as exc:
+        raise DataFormatError(path, "file holds no rows") from exc
+    except pd.errors.ParserError as exc:
+        line = _PANDAS_LINE.search(str(exc))
+        raise DataFormatError(path, f"malformed row: {_one_line(exc)}",
+                              int(line.group(1)) if line else None) from exc
+    except GZIP_ERRORS as exc:
+        raise DataFormatError(path, f"compressed file is truncated or corrupt ({exc})") from exc
+    except (csv.Error, ValueError, OverflowError) as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise
+        raise DataFormatError(path, f"cannot parse as a table: {_one_line(exc)}") from exc
+    for warning in caught:
+        for match in _PANDAS_LINE.finditer(str(warning.message)):
+            bad.handle(path, int(match.group(1)), "row has the wrong number of fields")
+    return df
+
+
+def _utf8_lines_only(path: Path, bad: BadLines) -> io.StringIO:
+    """The file's text without its undecodable lines (each one reported to ``bad``)."""
+    lines = []
+    number = 0
+    with open_binary(path) as fh:
+        try:
+            for number, raw in enumerate(fh, start=1):  # noqa: B007
+                try:
+                    lines.append(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    bad.handle(path, number, f"not valid UTF-8 (byte {exc.start})")
+        except GZIP_ERRORS as exc:
+            bad.handle(path, number + 1, f"compressed file is truncated or corrupt ({exc})")
+    if not lines:
+        raise DataFormatError(path, "no readable lines")
+    return io.StringIO("".join(lines))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def require_columns(df: pd.DataFrame, path: Path, expected: Iterable[str]) -> None:
+    expected = list(expected)
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            path, f"missing column(s) {missing}: expected {expected}, found {[str(c) for c in df.columns]}"
+        )
+
+
+def read_parquet_table(path: Path) -> pd.DataFrame:
+    check_not_empty(path)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a corrupt file
+        raise DataFormatError(path, f"cannot read as Parquet: {_one_line(exc)}") from exc
+
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def to_milliseconds(values: np.ndarray, unit: str = "auto") -> tuple[np.ndarray, int]:
+    """Timestamps → int64 ms. ``unit="auto"`` treats each value below 1e11 as seconds.
+
+    Returns the converted array and how many values were converted from seconds.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if unit == "ms":
+        return values, 0
+    if unit == "s":
+        return values * 1000, len(values)
+    in_seconds = values < SECONDS_BELOW
+    return np.where(in_seconds, values * 1000, values), int(in_seconds.sum())
+
+
+def parse_timestamp(value) -> int:
+    """One timestamp from JSON/CSV (int, float or numeric string) → int; ValueError when unusable."""
+    if isinstance(value, bool):
+        raise ValueError("timestamp is a boolean")
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.isdigit() else float(value)
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValueError("timestamp is not finite")
+        value = int(value)
+    if not isinstance(value, int):
+        raise ValueError(f"timestamp is a {type(value).__name__}")
+    if not 0 <= value < MAX_TIMESTAMP_MS:
+        raise ValueError(f"timestamp {value} is out of range")
+    return value
+
+
+def parse_rating(value) -> float:
+    """A rating (number, numeric string, null/empty → NaN); ValueError when not a number."""
+    if value is None or value == "":
+        return float("nan")
+    if isinstance(value, bool):
+        raise ValueError("rating is a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(f"rating is a {type(value).__name__}")
+
+
+def timestamp_notes(converted: int, total: int) -> dict:
+    if not converted:
+        return {}
+    return {"timestamps_converted_from_seconds": converted,
+            "timestamp_note": f"{converted:,} of {total:,} timestamps were in seconds; converted to milliseconds"}
+
+
+# --------------------------------------------------------------------------- assembling
+
+
+def interactions_frame(users: list, items: list, timestamps, ratings) -> pd.DataFrame:
+    return pd.DataFrame({
+        "user": pd.Series(users, dtype=str),
+        "item": pd.Series(items, dtype=str),
+        "timestamp": np.asarray(timestamps, dtype=np.int64),
+        "rating": np.asarray(ratings, dtype=np.float64),
+    })
+
+
+def items_frame(item_keys: Iterable[str], fields: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """One row per key (in order); ``fields[name][key]`` fills column ``name`` ("" when absent)."""
+    keys = list(dict.fromkeys(item_keys))
+    data = {"item": pd.Series(keys, dtype=str)}
+    for name, by_key in fields.items():
+        data[name] = pd.Series([by_key.get(k, "") for k in keys], dtype=str)
+    if "title" not in data:
+        data["title"] = pd.Series([""] * len(keys), dtype=str)
+    return pd.DataFrame(data)
+
+
+def ordinal_timestamps(users: list) -> np.ndarray:
+    """0, 1, 2... within each user, in row order: for sources without time."""
+    return pd.Series(users).groupby(pd.Series(users), sort=False).cumcount().to_numpy(np.int64)
+
+
+def check_options(fmt: str, options: dict, allowed: tuple[str, ...] = ()) -> None:
+    """Reject reader options this format does not know (a typo must not be silently ignored)."""
+    if options.get("use_shipped_split") and "use_shipped_split" not in allowed:
+        raise ConfigError(f"format {fmt!r} ships no train/valid/test split; use --split loo or temporal")
+    unknown = sorted(set(options) - set(allowed) - {"use_shipped_split"})
+    if unknown:
+        raise ConfigError(
+            f"format {fmt!r} has no option(s) {unknown}; accepted: {', '.join(allowed) if allowed else 'none'}"
+        )

@@ -1,0 +1,166 @@
+"""Tensors for the downstream recommenders, built from a prepared :class:`~llm2rec.data.dataset.Dataset`.
+
+Histories are right-padded with 0 to ``max_history`` (oldest item first, as in RecBole and the official
+LLM2Rec code); ``lengths`` says where each one ends, and models read their output at ``length - 1``.
+
+Training examples come from each user's *training part only* (``Dataset.train_sequences()``):
+
+* ``supervise="all"`` (default): every prefix is one example, i.e. every training item after the first is a
+  target, with the ``max_history`` items before it as history. This is what RecBole does with the shipped
+  ``*.train.inter`` files (one row per prefix), and what the reference numbers were measured with.
+* ``supervise="last"``: only the last training item of each user is a target (one example per user),
+  the literal reading of "one prediction per training line" in the official code when its train file
+  holds one line per user. See docs/results.md for the measured difference.
+
+Validation and test rows are the dataset's ``valid``/``test`` tables as the protocol wrote them. For the
+optional history exclusion, a valid row's "seen" items are the user's training part and a test row's are
+the training plus validation parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+SUPERVISE_CHOICES = ("all", "last")
+
+
+@dataclass
+class Examples:
+    """One prediction per row: right-padded ``histories`` (R, L), their ``lengths`` (R,), ``targets`` (R,)."""
+
+    histories: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    users: np.ndarray
+    seen: tuple[np.ndarray, np.ndarray] | None = None  # CSR (indptr, item ids) for history exclusion
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+@dataclass
+class SeqRecData:
+    num_items: int
+    max_history: int
+    train: Examples
+    valid: Examples
+    test: Examples
+    item_counts: np.ndarray  # (N+1,) training-part interaction counts, for the popularity baseline
+
+    @classmethod
+    def from_dataset(cls, dataset, supervise: str = "all") -> SeqRecData:
+        """Read a :class:`Dataset` (anything with its ``train_sequences``, ``split``, ``sequences`` API)."""
+        return cls.from_frames(
+            train_sequences=dataset.train_sequences(),
+            valid=dataset.split("valid"),
+            test=dataset.split("test"),
+            sequences=dataset.sequences,
+            num_items=dataset.num_items,
+            max_history=dataset.max_history,
+            supervise=supervise,
+        )
+
+    @classmethod
+    def from_frames(
+        cls,
+        train_sequences: list[np.ndarray],
+        valid: pd.DataFrame,
+        test: pd.DataFrame,
+        sequences: pd.DataFrame,
+        num_items: int,
+        max_history: int,
+        supervise: str = "all",
+    ) -> SeqRecData:
+        if supervise not in SUPERVISE_CHOICES:
+            raise ValueError(f"supervise must be one of {SUPERVISE_CHOICES}, not {supervise!r}")
+        seen_valid = _seen_items(sequences, include_valid=False)
+        seen_test = _seen_items(sequences, include_valid=True)
+        data = cls(
+            num_items=num_items,
+            max_history=max_history,
+            train=training_examples(train_sequences, max_history, supervise),
+            valid=_split_examples(valid, max_history, seen_valid),
+            test=_split_examples(test, max_history, seen_test),
+            item_counts=_item_counts(train_sequences, num_items),
+        )
+        data.check_ids()
+        return data
+
+    def check_ids(self) -> None:
+        for name in ("train", "valid", "test"):
+            ex: Examples = getattr(self, name)
+            if len(ex) == 0:
+                raise ValueError(f"the {name} split has no examples")
+            top = max(int(ex.targets.max()), int(ex.histories.max()))
+            if int(ex.targets.min()) < 1 or top > self.num_items:
+                raise ValueError(f"{name} split holds item ids outside 1..{self.num_items}")
+
+
+def pad_right(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int) -> torch.Tensor:
+    """Rows ``flat[starts[r] : starts[r] + lengths[r]]`` right-padded with 0 to ``width`` (vectorised)."""
+    if len(flat) == 0:
+        return torch.zeros((len(starts), width), dtype=torch.long)
+    cols = np.arange(width)
+    index = np.minimum(starts[:, None] + cols[None, :], len(flat) - 1)
+    padded = np.where(cols[None, :] < lengths[:, None], flat[index], 0)
+    return torch.from_numpy(padded.astype(np.int64))
+
+
+def training_examples(train_sequences: list[np.ndarray], max_history: int, supervise: str = "all") -> Examples:
+    """Examples from each user's training part; see the module docstring for ``supervise``."""
+    seq_lengths = np.array([len(s) for s in train_sequences], dtype=np.int64)
+    flat = np.concatenate(train_sequences).astype(np.int64) if len(train_sequences) else np.zeros(0, np.int64)
+    user_start = np.concatenate([[0], np.cumsum(seq_lengths)[:-1]]) if len(seq_lengths) else seq_lengths
+    user_of_pos = np.repeat(np.arange(len(train_sequences)), seq_lengths)
+    offset = np.arange(len(flat)) - np.repeat(user_start, seq_lengths)  # position within the user's sequence
+    if supervise == "all":
+        target_pos = np.flatnonzero(offset >= 1)
+    else:
+        last = user_start + seq_lengths - 1
+        target_pos = last[seq_lengths >= 2]
+    hist_len = np.minimum(offset[target_pos], max_history)
+    return Examples(
+        histories=pad_right(flat, target_pos - hist_len, hist_len, max_history),
+        lengths=torch.from_numpy(hist_len.astype(np.int64)),
+        targets=torch.from_numpy(flat[target_pos]),
+        users=user_of_pos[target_pos],
+    )
+
+
+def _split_examples(table: pd.DataFrame, max_history: int, seen_by_user: dict) -> Examples:
+    histories = [np.asarray(h, dtype=np.int64)[-max_history:] for h in table["history"]]
+    lengths = np.array([len(h) for h in histories], dtype=np.int64)
+    if len(lengths) and lengths.min() < 1:
+        raise ValueError("an evaluation row has an empty history")
+    flat = np.concatenate(histories) if histories else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    users = table["user"].to_numpy(dtype=np.int64)
+    seen_lists = [seen_by_user.get(int(u), np.zeros(0, np.int64)) for u in users]
+    seen_ptr = np.concatenate([[0], np.cumsum([len(s) for s in seen_lists])]).astype(np.int64)
+    seen_items = np.concatenate(seen_lists).astype(np.int64) if seen_lists else np.zeros(0, np.int64)
+    return Examples(
+        histories=pad_right(flat, starts, lengths, max_history),
+        lengths=torch.from_numpy(lengths),
+        targets=torch.from_numpy(table["target"].to_numpy(dtype=np.int64)),
+        users=users,
+        seen=(seen_ptr, seen_items),
+    )
+
+
+def _seen_items(sequences: pd.DataFrame, include_valid: bool) -> dict[int, np.ndarray]:
+    out = {}
+    for user, items, n_train, n_valid in zip(
+        sequences["user"], sequences["items"], sequences["n_train"], sequences["n_valid"], strict=True
+    ):
+        end = int(n_train) + (int(n_valid) if include_valid else 0)
+        out[int(user)] = np.unique(np.asarray(items[:end], dtype=np.int64))
+    return out
+
+
+def _item_counts(train_sequences: list[np.ndarray], num_items: int) -> np.ndarray:
+    flat = np.concatenate(train_sequences) if train_sequences else np.zeros(0, np.int64)
+    return np.bincount(flat.astype(np.int64), minlength=num_items + 1)[: num_items + 1]

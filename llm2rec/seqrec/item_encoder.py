@@ -1,0 +1,184 @@
+"""Item representations for the downstream recommenders, and the loader of item-vector files.
+
+Modes (``item_repr``):
+
+``id``
+    A trainable embedding table (N+1, hidden), row 0 = padding.
+``text``
+    Frozen vectors from an ``.npy`` file (N+1, d), row i = item i, behind an adapter: ``Linear(d → hidden)``
+    (the paper's; xavier-normal weight, zero bias as in the official code) or a two-layer MLP.
+    ``finetune_vectors=True`` makes the vectors themselves trainable.
+``text+id``
+    The adapted text vector plus a trainable ID embedding.
+
+The same table serves as input embedding and output layer (logits = sequence state · table[1:]ᵀ).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from llm2rec.data.schema import DataFormatError
+from llm2rec.errors import ConfigError
+
+ITEM_REPRS = ("id", "text", "text+id")
+ADAPTERS = ("linear", "mlp")
+VECTOR_NORMS = ("none", "center", "l2", "center-l2")
+
+
+def load_item_vectors(path: str | Path, num_items: int, dataset_checksum: str | None = None) -> np.ndarray:
+    """Load and check an item-vector file: (N+1, d) float32, finite, matching the dataset's metadata.
+
+    When ``<name>.json`` sits beside ``<name>.npy``, its ``num_items``, ``dim`` and ``dataset_checksum``
+    must match, which catches vectors extracted for another dataset (or another item order) even when the
+    row count happens to agree.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file {path} does not exist")
+    if path.suffix != ".npy":
+        raise DataFormatError(path, "item vectors must be a .npy file of shape (num_items+1, dim)")
+    try:
+        vectors = np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError as exc:
+        raise DataFormatError(path, f"not a readable .npy array ({exc})") from exc
+    _check_array(path, vectors, num_items)
+    _check_metadata(path, vectors.shape[1], num_items, dataset_checksum)
+    vectors = np.array(vectors)  # leave the memory map
+    _check_finite(path, vectors)
+    return vectors
+
+
+def _check_array(path: Path, vectors: np.ndarray, num_items: int) -> None:
+    if vectors.dtype != np.float32:
+        raise DataFormatError(
+            path, f"dtype is {vectors.dtype}, expected float32 (convert with array.astype('float32'))"
+        )
+    if vectors.ndim != 2:
+        raise DataFormatError(path, f"expected a 2-D array (num_items+1, dim), got shape {vectors.shape}")
+    if vectors.shape[0] != num_items + 1:
+        raise DataFormatError(
+            path,
+            f"has {vectors.shape[0]} rows but the dataset has {num_items} items: expected {num_items + 1} "
+            "rows (row 0 = padding, row i = item i)",
+        )
+
+
+def _check_metadata(path: Path, dim: int, num_items: int, dataset_checksum: str | None) -> None:
+    meta_path = path.with_suffix(".json")
+    if not meta_path.is_file():
+        return
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(meta_path, f"invalid JSON ({exc.msg})", exc.lineno) from exc
+    if "num_items" in meta and int(meta["num_items"]) != num_items:
+        raise DataFormatError(
+            meta_path, f"vectors were made for {meta['num_items']} items, the dataset has {num_items}"
+        )
+    if "dim" in meta and int(meta["dim"]) != dim:
+        raise DataFormatError(meta_path, f"says dim {meta['dim']} but {path.name} has {dim} columns")
+    recorded = meta.get("dataset_checksum")
+    if dataset_checksum and recorded and recorded != dataset_checksum:
+        raise DataFormatError(
+            meta_path,
+            f"vectors were made for dataset {recorded[:12]}…, not this one ({dataset_checksum[:12]}…): "
+            "item rows may be in another order; re-run `llm2rec embed` on this dataset",
+        )
+
+
+def _check_finite(path: Path, vectors: np.ndarray) -> None:
+    bad_rows = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad_rows):
+        raise DataFormatError(
+            path, f"{len(bad_rows)} rows hold NaN or inf values (first: row {int(bad_rows[0])})"
+        )
+
+
+def normalise_vectors(vectors: np.ndarray, how: str = "none") -> np.ndarray:
+    """Optional preprocessing of raw vectors (row 0 stays as given): centring and/or L2 normalisation.
+
+    Raw LLM mean-pooled vectors are large and nearly parallel; centring removes the shared direction.
+    """
+    if how not in VECTOR_NORMS:
+        raise ConfigError(f"vector normalisation must be one of {', '.join(VECTOR_NORMS)}, not {how!r}")
+    out = vectors.astype(np.float32, copy=True)
+    items = out[1:]
+    if how in ("center", "center-l2"):
+        items -= items.mean(axis=0, keepdims=True)
+    if how in ("l2", "center-l2"):
+        items /= np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def make_adapter(in_dim: int, hidden: int, kind: str = "linear") -> nn.Module:
+    if kind == "linear":
+        adapter = nn.Linear(in_dim, hidden)
+    elif kind == "mlp":
+        adapter = nn.Sequential(nn.Linear(in_dim, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+    else:
+        raise ConfigError(f"adapter must be one of {', '.join(ADAPTERS)}, not {kind!r}")
+    for module in adapter.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_normal_(module.weight)
+            nn.init.zeros_(module.bias)
+    return adapter
+
+
+class ItemEncoder(nn.Module):
+    """Produces the (N+1, hidden) item table; see the module docstring for the modes."""
+
+    def __init__(
+        self,
+        num_items: int,
+        hidden: int,
+        item_repr: str = "id",
+        vectors: np.ndarray | None = None,
+        adapter: str = "linear",
+        finetune_vectors: bool = False,
+        id_init: str = "normal",
+    ):
+        super().__init__()
+        if item_repr not in ITEM_REPRS:
+            raise ConfigError(f"item representation must be one of {', '.join(ITEM_REPRS)}, not {item_repr!r}")
+        self.num_items, self.hidden, self.item_repr = num_items, hidden, item_repr
+        self.id_embedding = None
+        if item_repr in ("id", "text+id"):
+            self.id_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=0)
+            _init_id_embedding(self.id_embedding, id_init)
+        if item_repr in ("text", "text+id"):
+            if vectors is None:
+                raise ConfigError(f"item representation {item_repr!r} needs an embeddings file (--embeddings)")
+            if vectors.shape[0] != num_items + 1:
+                raise ConfigError(f"vectors have {vectors.shape[0]} rows, expected {num_items + 1}")
+            tensor = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+            if finetune_vectors:
+                self.vectors = nn.Parameter(tensor.clone())
+            else:
+                self.register_buffer("vectors", tensor.clone())
+            self.adapter = make_adapter(tensor.shape[1], hidden, adapter)
+
+    def table(self) -> torch.Tensor:
+        """The (N+1, hidden) item representations; row 0 is padding and is never ranked."""
+        out = None
+        if self.item_repr != "id":
+            out = self.adapter(self.vectors)
+        if self.id_embedding is not None:
+            out = self.id_embedding.weight if out is None else out + self.id_embedding.weight
+        return out
+
+
+def _init_id_embedding(embedding: nn.Embedding, how: str) -> None:
+    if how == "normal":  # RecBole's SASRec: N(0, 0.02)
+        nn.init.normal_(embedding.weight, std=0.02)
+    elif how == "xavier":  # RecBole's GRU4Rec
+        nn.init.xavier_normal_(embedding.weight)
+    else:
+        raise ConfigError(f"id_init must be normal or xavier, not {how!r}")
+    with torch.no_grad():
+        embedding.weight[0].zero_()

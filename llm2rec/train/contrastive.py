@@ -1,0 +1,166 @@
+"""Stage 2b: item-level contrastive learning (unsupervised SimCSE on item titles), METHOD §4.
+
+Each title is encoded twice in one forward pass (the batch holds both copies); attention dropout (0.2 by
+default) makes the two copies differ, and those two views are the positive pair. Titles are mean-pooled
+over their tokens with bidirectional attention. The loss is InfoNCE over cosine similarities with
+in-batch negatives and temperature τ (0.2, the paper's; the official code used 0.1). Under DDP the
+embeddings of every process are gathered *with* gradient so the negatives grow with the global batch.
+Two views of identical titles (e.g. the same product listed twice) are never negatives of each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from llm2rec.errors import ConfigError
+from llm2rec.llm.pooling import mean_pool
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------ distributed
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process along dim 0; gradients flow back to each process's part."""
+    rank, world = _world()
+    if world == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    rank, world = _world()
+    if world == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+# -------------------------------------------------------------------------------------------------- loss
+
+
+def info_nce(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    query_ids: torch.Tensor,
+    key_ids: torch.Tensor,
+    temperature: float = 0.2,
+    offset: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE of each query against all keys; query i's positive is key ``offset + i``.
+
+    Keys whose text id equals the query's (other than the positive) are removed from the negatives.
+    Returns the mean loss and the in-batch top-1 accuracy.
+    """
+    q = F.normalize(queries.float(), dim=-1)
+    k = F.normalize(keys.float(), dim=-1)
+    scores = q @ k.T / temperature
+    targets = torch.arange(q.shape[0], device=q.device) + offset
+    same_text = query_ids[:, None] == key_ids[None, :]
+    same_text[torch.arange(q.shape[0], device=q.device), targets] = False
+    scores = scores.masked_fill(same_text, float("-inf"))
+    loss = F.cross_entropy(scores, targets)
+    accuracy = (scores.argmax(-1) == targets).float().mean()
+    return loss, accuracy
+
+
+def contrastive_loss(
+    view_a: torch.Tensor,
+    view_b: torch.Tensor,
+    text_ids: torch.Tensor,
+    temperature: float = 0.2,
+    symmetric: bool = False,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """SimCSE loss for this process's ``view_a``/``view_b`` (B, d) against the globally gathered views."""
+    rank, _ = _world()
+    all_b = gather_with_grad(view_b)
+    all_ids = gather_no_grad(text_ids)
+    offset = rank * view_a.shape[0]
+    loss, accuracy = info_nce(view_a, all_b, text_ids, all_ids, temperature, offset)
+    if symmetric:
+        all_a = gather_with_grad(view_a)
+        loss_b, acc_b = info_nce(view_b, all_a, text_ids, all_ids, temperature, offset)
+        loss, accuracy = (loss + loss_b) / 2, (accuracy + acc_b) / 2
+    return loss, {"accuracy": float(accuracy), "negatives": int(all_b.shape[0] - 1)}
+
+
+# ------------------------------------------------------------------------------------------------ views
+
+
+@dataclass
+class TitlePairCollator:
+    """Tokenizes ``(text_id, title)`` pairs twice over (rows 0..B−1 = view a, B..2B−1 = view b).
+
+    ``token_mask_probability`` > 0 replaces that share of each view's title tokens with the mask token
+    independently per view (the paper's "random masking"; the official code does none).
+    """
+
+    tokenizer: object
+    max_length: int = 128
+    token_mask_probability: float = 0.0
+    mask_token_id: int | None = None
+    seed: int = 0
+    _generator: torch.Generator = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._generator = torch.Generator().manual_seed(self.seed)
+        if self.token_mask_probability > 0 and self.mask_token_id is None:
+            raise ConfigError("token masking needs a mask token id")
+
+    def __call__(self, pairs: list[tuple[int, str]]) -> dict[str, torch.Tensor]:
+        ids = [int(i) for i, _ in pairs]
+        titles = [t for _, t in pairs]
+        enc = self.tokenizer(
+            titles + titles,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+        input_ids = enc["input_ids"]
+        pool_mask = enc["attention_mask"] * (1 - enc["special_tokens_mask"])
+        if self.token_mask_probability > 0:
+            hit = torch.rand(input_ids.shape, generator=self._generator) < self.token_mask_probability
+            input_ids = input_ids.masked_fill(hit & pool_mask.bool(), self.mask_token_id)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": enc["attention_mask"],
+            "pool_mask": pool_mask,
+            "text_ids": torch.tensor(ids, dtype=torch.long),
+        }
+
+
+def encode_batch(model, batch: dict[str, torch.Tensor], hidden_dropout: float = 0.0) -> torch.Tensor:
+    """Mean-pooled last-layer hidden states (after the final norm) of every row, (rows, d) float32."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+    hidden = out.hidden_states[-1]
+    if hidden_dropout > 0 and model.training:
+        hidden = F.dropout(hidden, hidden_dropout)
+    return mean_pool(hidden, batch["pool_mask"])
+
+
+def make_contrastive_loss_fn(temperature: float = 0.2, symmetric: bool = False, hidden_dropout: float = 0.0):
+    """``loss_fn(model, batch, accelerator)`` for the training loop."""
+
+    def loss_fn(model, batch, accelerator=None):
+        pooled = encode_batch(model, batch, hidden_dropout)
+        view_a, view_b = pooled.chunk(2, dim=0)
+        return contrastive_loss(view_a, view_b, batch["text_ids"], temperature, symmetric)
+
+    return loss_fn
