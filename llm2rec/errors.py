@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llm2rec.data.dataset import DatasetError
+from llm2rec.data.download import DownloadError
 from llm2rec.data.schema import DataFormatError
 
 
@@ -14,6 +15,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DataFormatError,
     DatasetError,
     ConfigError,
+    DownloadError,
     FileExistsError,
     FileNotFoundError,
 )

@@ -237,7 +237,9 @@ def _series_names(rng: np.random.Generator, count: int) -> list[str]:
     return names[:count]
 
 
-def _unique_codes(rng: np.random.Generator, count: int, alphabet: bytes, width: int, prefix: str) -> np.ndarray:
+def _unique_codes(
+    rng: np.random.Generator, count: int, alphabet: bytes, width: int, prefix: str
+) -> np.ndarray:
     """``count`` distinct random ids ``prefix + width chars``, deterministic for the rng state."""
     table = np.frombuffer(alphabet, dtype=np.uint8)
     codes = np.empty(0, dtype=object)
@@ -268,13 +270,17 @@ def build_catalogue(num_items: int, rng: np.random.Generator) -> Catalogue:
     n_publishers = max(1, len(SERIES_KINDS) * 3)
     brand_names = _brand_names(rng, len(DEPARTMENTS) * brands_per_dept + n_publishers)
 
-    rows: list[tuple] = []  # title, brand_name, categories, description, brand, category, chain_next, series_prev
+    rows: list[
+        tuple
+    ] = []  # title, brand_name, categories, description, brand, category, chain_next, series_prev
     first_category_of_dept = np.zeros(len(DEPARTMENTS), dtype=np.int64)
     category_id = 0
     for d, dept in enumerate(DEPARTMENTS):
         first_category_of_dept[d] = category_id
         brand_ids = list(range(d * brands_per_dept, (d + 1) * brands_per_dept))
-        lines = {b: [dept.lines[i] for i in rng.choice(len(dept.lines), size=2, replace=False)] for b in brand_ids}
+        lines = {
+            b: [dept.lines[i] for i in rng.choice(len(dept.lines), size=2, replace=False)] for b in brand_ids
+        }
         model_counter = dict.fromkeys(brand_ids, 0)
         n_cats = len(dept.chain)
         for k in range(int(per_dept[d])):
@@ -373,14 +379,18 @@ def _weighted(rng_u: np.ndarray, weights: np.ndarray, candidates: np.ndarray) ->
 # ---------------------------------------------------------------------------------------------- users
 
 
-def simulate_sequences(cat: Catalogue, num_users: int, rng: np.random.Generator, min_length: int, max_length: int):
+def simulate_sequences(
+    cat: Catalogue, num_users: int, rng: np.random.Generator, min_length: int, max_length: int
+):
     """Return a (num_users, max_length) item matrix (-1 past each user's end) and the lengths."""
     n = len(cat.key)
     num_brands = int(cat.brand.max()) + 1
     num_categories = int(cat.category.max()) + 1
     product = cat.category < cat.num_product_categories
     by_brand_cat = GroupSampler(
-        np.where(product, cat.brand * num_categories + cat.category, -1), cat.popularity, num_brands * num_categories
+        np.where(product, cat.brand * num_categories + cat.category, -1),
+        cat.popularity,
+        num_brands * num_categories,
     )
     by_category = GroupSampler(np.where(product, cat.category, -1), cat.popularity, num_categories)
     by_brand = GroupSampler(np.where(product, cat.brand, -1), cat.popularity, num_brands)
@@ -402,10 +412,14 @@ def simulate_sequences(cat: Catalogue, num_users: int, rng: np.random.Generator,
         u = rng.random((9, num_users))
         noise = _weighted(u[0], cat.popularity, everything)
         start_series = _weighted(u[1], cat.popularity, series_starts)
-        start_chain = by_brand_cat.sample(fav_brand * num_categories + cat.first_category_of_dept[fav_dept], u[2])
+        start_chain = by_brand_cat.sample(
+            fav_brand * num_categories + cat.first_category_of_dept[fav_dept], u[2]
+        )
         loyal = by_brand.sample(fav_brand, u[3])
         same_brand = u[4] < P_SAME_BRAND_COMPLEMENT
-        complement = by_brand_cat.sample(np.where(same_brand, pending_brand * num_categories + pending_category, -1), u[5])
+        complement = by_brand_cat.sample(
+            np.where(same_brand, pending_brand * num_categories + pending_category, -1), u[5]
+        )
         complement = np.where(complement >= 0, complement, by_category.sample(pending_category, u[5]))
 
         take_series = (pending_series >= 0) & (u[6] < P_CONTINUE_SERIES)
@@ -432,10 +446,14 @@ def simulate_sequences(cat: Catalogue, num_users: int, rng: np.random.Generator,
 def _avoid_repeats(choice, history, popularity, everything, rng, tries: int = 3):
     """Redraw (from popularity) items the user already has; a rare leftover repeat is kept on purpose,
     as real logs have repeats too and the protocol keeps the earliest."""
+    choice = choice.copy()
+    rows = np.arange(len(choice))
     for _ in range(tries):
-        repeat = (history == choice[:, None]).any(axis=1)
-        redraw = _weighted(rng.random(len(choice)), popularity, everything)
-        choice = np.where(repeat, redraw, choice)
+        rows = rows[(history[rows] == choice[rows, None]).any(axis=1)]
+        # Always draw a full-size vector so the rng stream does not depend on how many rows repeat...
+        u = rng.random(len(choice))
+        # ...but only search for the rows that need it (searchsorted dominates the run time at 1M events).
+        choice[rows] = _weighted(u[rows], popularity, everything)
     return choice
 
 
@@ -496,7 +514,9 @@ def generate(
         "num_items": num_items,
         "description": describe(num_users, num_items, seed),
     }
-    return RawLog(interactions=interactions, items=items, source_files=[], format="builtin", has_time=True, notes=notes)
+    return RawLog(
+        interactions=interactions, items=items, source_files=[], format="builtin", has_time=True, notes=notes
+    )
 
 
 # ------------------------------------------------------------------------------- Amazon 2023 files
@@ -536,10 +556,10 @@ def _review_lines(inter: pd.DataFrame) -> list[str]:
     rng = np.random.default_rng(len(inter))
     rating = inter["rating"].to_numpy(dtype=np.float64)
     known = np.where(np.isnan(rating), 5.0, np.clip(np.round(rating), 1.0, 5.0))
-    head = {
-        r: '{"rating": %s, "title": %s, "text": %s, "images": [], "asin": ' % (json.dumps(r), json.dumps(t), json.dumps(x))
+    head = {  # everything up to the asin value, i.e. the JSON object without its closing brace
+        r: json.dumps({"rating": r, "title": t, "text": x, "images": []})[:-1] + ', "asin": '
         for r, (t, x) in REVIEW_TEXTS.items()
-    }  # fmt: skip
+    }
     item_codes, item_keys = pd.factorize(inter["item"])
     user_codes, user_keys = pd.factorize(inter["user"])
     item_json = [json.dumps(str(k)) for k in item_keys]
@@ -597,7 +617,9 @@ def _write_gzip_lines(path: Path, lines: list[str], compresslevel: int) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             # filename="" and mtime=0 keep the gzip header free of names and times: reproducible bytes.
-            with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=compresslevel, mtime=0) as gz:
+            with gzip.GzipFile(
+                filename="", mode="wb", fileobj=fh, compresslevel=compresslevel, mtime=0
+            ) as gz:
                 chunk = 100_000
                 for start in range(0, len(lines), chunk):
                     gz.write(("\n".join(lines[start : start + chunk]) + "\n").encode("utf-8"))

@@ -145,7 +145,7 @@ def _split_examples(table: pd.DataFrame, max_history: int, seen_by_user: dict) -
     return Examples(
         histories=pad_right(flat, starts, lengths, max_history),
         lengths=torch.from_numpy(lengths),
-        targets=torch.from_numpy(table["target"].to_numpy(dtype=np.int64)),
+        targets=torch.from_numpy(np.array(table["target"], dtype=np.int64)),
         users=users,
         seen=(seen_ptr, seen_items),
     )

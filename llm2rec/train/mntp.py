@@ -74,8 +74,10 @@ def mask_tokens(
 
 @dataclass
 class MNTPCollator:
-    """Tokenizes a list of titles (right-padded), then corrupts them for MNTP.
+    """Tokenizes titles (right-padded), then corrupts them for MNTP.
 
+    Items are titles (masked afresh every time: training) or ``(index, title)`` pairs, masked with a
+    generator seeded by the index, so held-out titles are corrupted identically at every evaluation.
     Right padding keeps every title's first token at position 0, so no token is predicted from a padding
     position's output.
     """
@@ -90,7 +92,9 @@ class MNTPCollator:
     def __post_init__(self):
         self._generator = torch.Generator().manual_seed(self.seed)
 
-    def __call__(self, titles: list[str]) -> dict[str, torch.Tensor]:
+    def __call__(self, items: list) -> dict[str, torch.Tensor]:
+        fixed = [isinstance(item, tuple | list) for item in items]
+        titles = [item[1] if is_fixed else item for item, is_fixed in zip(items, fixed, strict=True)]
         enc = self.tokenizer(
             list(titles),
             padding=True,
@@ -101,14 +105,23 @@ class MNTPCollator:
             padding_side="right",
         )
         selectable = (enc["attention_mask"] == 1) & (enc["special_tokens_mask"] == 0)
-        input_ids, labels = mask_tokens(
-            enc["input_ids"],
-            selectable,
-            self.mask_token_id,
-            len(self.tokenizer),
-            self.probability,
-            self._generator,
-        )
+        rows = []
+        for r, item in enumerate(items):
+            generator = self._generator
+            if fixed[r]:
+                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(item[0]))
+            rows.append(
+                mask_tokens(
+                    enc["input_ids"][r : r + 1],
+                    selectable[r : r + 1],
+                    self.mask_token_id,
+                    len(self.tokenizer),
+                    self.probability,
+                    generator,
+                )
+            )
+        input_ids = torch.cat([r[0] for r in rows])
+        labels = torch.cat([r[1] for r in rows])
         return {"input_ids": input_ids, "attention_mask": enc["attention_mask"], "labels": labels}
 
 
@@ -139,22 +152,17 @@ def mntp_loss(model, batch: dict[str, torch.Tensor], accelerator=None):
 @torch.no_grad()
 def mntp_eval(model, loader, accelerator=None) -> dict[str, float]:
     """Masked-token loss and accuracy over held-out titles, weighted by the number of scored tokens."""
-    was_training = model.training
-    model.eval()
-    total_loss = total_correct = total_tokens = 0.0
-    try:
-        for batch in loader:
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            loss, metrics = shifted_mlm_loss(out.logits, batch["labels"])
-            n = metrics["tokens"]
-            total_loss += float(loss) * n
-            total_correct += metrics["accuracy"] * n
-            total_tokens += n
-    finally:
-        model.train(was_training)
-    stats = torch.tensor([total_loss, total_correct, total_tokens], dtype=torch.float64)
+    device = accelerator.device if accelerator is not None else None
+    stats = torch.zeros(3, dtype=torch.float64, device=device)  # loss × tokens, correct, tokens
+    for batch in loader:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss, metrics = shifted_mlm_loss(out.logits, batch["labels"])
+        n = metrics["tokens"]
+        stats += torch.tensor(
+            [float(loss) * n, metrics["accuracy"] * n, n], dtype=torch.float64, device=device
+        )
     if accelerator is not None and accelerator.num_processes > 1:
-        stats = accelerator.reduce(stats.to(accelerator.device), reduction="sum").cpu()
+        stats = accelerator.reduce(stats, reduction="sum")
     tokens = max(float(stats[2]), 1.0)
     return {"loss": float(stats[0]) / tokens, "accuracy": float(stats[1]) / tokens}
 
@@ -184,64 +192,108 @@ def split_titles(titles: list[str], eval_fraction: float, seed: int) -> tuple[li
 
 # ------------------------------------------------------------------------------------------------ config
 
-PRESETS: dict[str, dict] = {
-    # SmolLM2 on a laptop CPU: a few minutes.
-    "cpu": dict(
-        max_steps=30,
-        batch_size=16,
-        micro_batch=16,
-        lr=5e-5,
-        warmup_steps=0,
-        eval_every=10,
-        save_every=30,
-        max_eval_titles=256,
-    ),
-    # METHOD §3: batch 32, 1k steps, lr 5e-5 (HF default), no warm-up, eval/save every 100.
-    "paper": dict(
-        max_steps=1000,
-        batch_size=32,
-        micro_batch=32,
-        lr=5e-5,
-        warmup_steps=0,
-        eval_every=100,
-        save_every=100,
-        max_eval_titles=None,
-    ),
-}
-
 
 @dataclass
 class MNTPConfig:
+    """MNTP settings; :data:`PRESETS` hold the paper's and a quick CPU run's."""
+
     max_steps: int = 1000
-    batch_size: int = 32
+    batch_size: int = 32  # effective, over all processes
     micro_batch: int = 32
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    eval_every: int = 100
-    save_every: int = 100
+    max_grad_norm: float | None = 1.0
+    eval_every: int | None = 100
+    save_every: int | None = 100
     log_every: int = 10
     seed: int = 42
     mixed_precision: str = "auto"
-    keep: int = 2
+    keep_checkpoints: int = 1
     mask_probability: float = 0.2
     mask_token: str = "_"
-    max_length: int = 128
+    max_length: int = 512
     eval_fraction: float = 0.1
     max_eval_titles: int | None = None
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    progress: bool = True
 
-    @classmethod
-    def from_preset(cls, preset: str = "paper", **overrides) -> MNTPConfig:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-        values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown MNTP option(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
+    def loop_config(self):
+        from llm2rec.train.loop import LoopConfig
+
+        return LoopConfig(
+            max_steps=self.max_steps,
+            effective_batch=self.batch_size,
+            micro_batch=self.micro_batch,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_steps,
+            max_grad_norm=self.max_grad_norm,
+            eval_every=self.eval_every,
+            save_every=self.save_every,
+            log_every=self.log_every,
+            seed=self.seed,
+            mixed_precision=self.mixed_precision,
+            keep_checkpoints=self.keep_checkpoints,
+            keep="best",  # lowest held-out MNTP loss
+            progress=self.progress,
+        )
+
+
+PRESETS: dict[str, dict] = {
+    # METHOD §3: batch 32, 1k steps, lr 5e-5 (HF default), no warm-up, eval/save every 100, max length 512.
+    "paper": {},
+    # SmolLM2-135M on a laptop CPU: about a minute of training.
+    "cpu": dict(
+        max_steps=30,
+        batch_size=16,
+        micro_batch=16,
+        eval_every=10,
+        save_every=None,
+        log_every=5,
+        max_length=64,
+        max_eval_titles=128,
+    ),
+}
+
+
+def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
+    """``cls`` with the preset's values, then every non-None override (unknown keys are errors)."""
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
+    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def write_stage_record(out_dir: Path, record: dict) -> None:
+    """``out_dir/stage.json``: what the stage was run on and with (written by process 0 only)."""
+    import os
+
+    from llm2rec.io import atomic_write_json
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_json(Path(out_dir) / "stage.json", record)
+
+
+def resolve_model_dir(path: str | Path) -> str:
+    """A stage output dir (holding ``done.json`` from the training loop) → the model dir it chose;
+    anything else (a model dir, ``smollm2-135m``, a hub id) → unchanged."""
+    import json
+
+    root = Path(path)
+    done = root / "done.json"
+    if not done.is_file():
+        return str(path)
+    chosen = Path(json.loads(done.read_text(encoding="utf-8"))["chosen_dir"])
+    if not (chosen / "config.json").is_file():  # the run was moved: look beside done.json
+        chosen = root / chosen.name
+    if not (chosen / "config.json").is_file():
+        raise FileNotFoundError(f"{done} names model dir {chosen}, which does not exist")
+    return str(chosen)
 
 
 # ----------------------------------------------------------------------------------------------- running
@@ -256,55 +308,61 @@ def run_mntp(
     resume: bool = True,
     **overrides,
 ):
-    """Train MNTP from ``model_dir`` (a CSFT model dir or a backbone name) on the dataset's item titles.
+    """Train MNTP from ``model_dir`` (a CSFT output, a model dir or a backbone name) on the item titles.
 
-    Writes a plain HF model dir to ``out_dir`` (the chosen checkpoint: lowest held-out MNTP loss) with
-    ``llm2rec_bidirectional: true`` in its config. Returns the training loop's result.
+    ``out_dir`` gets the training loop's layout; ``out_dir/best`` (lowest held-out MNTP loss) is the model
+    to hand on, a plain HF dir whose config records bidirectional attention. Returns the ``LoopResult``
+    (its ``history`` holds held-out loss and masked-token accuracy, the first entry before training).
     """
     from llm2rec.data.dataset import Dataset
     from llm2rec.llm.backbone import load_causal_lm, load_tokenizer
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.common import make_loop_config, run_training, save_encoder_dir
+    from llm2rec.train.loop import train_loop
 
-    config = MNTPConfig.from_preset(preset, **overrides)
+    config = build_config(MNTPConfig, PRESETS, preset, overrides)
+    source = resolve_model_dir(model_dir)
     dataset = Dataset.load(dataset_dir)
     train_titles, eval_titles = split_titles(unique_titles(dataset.titles), config.eval_fraction, config.seed)
     if config.max_eval_titles is not None:
         eval_titles = eval_titles[: config.max_eval_titles]
-    log.info("MNTP on %d titles (%d held out)", len(train_titles), len(eval_titles))
+    log.info("MNTP from %s on %d titles (%d held out)", source, len(train_titles), len(eval_titles))
 
-    tokenizer = load_tokenizer(str(model_dir), padding_side="right")
-    model = load_causal_lm(str(model_dir), attn_implementation=config.attn_implementation)
+    tokenizer = load_tokenizer(source, padding_side="right")
+    model = load_causal_lm(source, attn_implementation=config.attn_implementation)
     enable_bidirectional(model)
     if not probe_bidirectional(model):
         raise RuntimeError("bidirectional attention did not take effect; refusing to train MNTP causally")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
     mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
-    train_collate = MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed)
-    # A fixed seed for held-out masking so every evaluation scores the same corrupted titles.
-    eval_collate = MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, seed=12345)
 
-    result = run_training(
-        model=model,
+    out_dir = Path(out_dir)
+    result = train_loop(
+        model,
+        train_titles,
+        MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
+        mntp_loss,
+        config.loop_config(),
+        out_dir,
+        eval_dataset=list(enumerate(eval_titles)) or None,
+        eval_fn=mntp_eval,
         tokenizer=tokenizer,
-        train_dataset=train_titles,
-        eval_dataset=eval_titles or None,
-        collate_fn=train_collate,
-        eval_collate_fn=eval_collate,
-        loss_fn=mntp_loss,
-        eval_fn=mntp_eval if eval_titles else None,
-        loop_config=make_loop_config(config),
-        out_dir=Path(out_dir),
         resume=resume,
-        save_fn=save_encoder_dir,
-        stage="mntp",
-        extra_manifest={
+    )
+    write_stage_record(
+        out_dir,
+        {
+            "stage": "mntp",
             "model": str(model_dir),
+            "dataset": str(dataset_dir),
             "dataset_checksum": dataset.checksum,
             "mask_token_id": mask_id,
+            "train_titles": len(train_titles),
+            "eval_titles": len(eval_titles),
+            "preset": preset,
             "config": config.__dict__,
+            "chosen_dir": str(result.chosen_dir),
+            "best_step": result.best_step,
         },
     )
     return result

@@ -10,6 +10,7 @@ import ast
 import csv
 import gzip
 import io
+import json
 import re
 import warnings
 import zlib
@@ -83,7 +84,11 @@ def iter_text_lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
 
 def parse_literal_list(text: str) -> list:
     """A Python-literal list such as ``"['a', 'b']"`` (D3/BIGRec CSVs); never ``eval``."""
-    value = ast.literal_eval(text.strip())
+    text = text.strip()
+    try:  # JSON is ~10x faster and covers id and timestamp lists; Python-quoted strings fall through
+        value = json.loads(text)
+    except ValueError:
+        value = ast.literal_eval(text)
     if isinstance(value, tuple):
         value = list(value)
     if not isinstance(value, list):
@@ -269,3 +274,29 @@ def check_options(fmt: str, options: dict, allowed: tuple[str, ...] = ()) -> Non
         raise ConfigError(
             f"format {fmt!r} has no option(s) {unknown}; accepted: {', '.join(allowed) if allowed else 'none'}"
         )
+
+
+def describe_inputs(inputs: Iterable[Path]) -> str:
+    return ", ".join(str(p) for p in inputs) or "(no input)"
+
+
+def merge_row(sequence: list, history: list) -> tuple[int, int, bool]:
+    """How one "history → target" row extends a user's rebuilt ``sequence`` (before its target is appended).
+
+    Returns ``(prepend, append_from, agreed)``: the caller puts ``history[:prepend]`` before the sequence and
+    ``history[append_from:]`` after it, then the target. ``agreed`` is False when the history does not end the
+    sequence (a gap or a conflict); then the history is appended after its longest overlap with the sequence.
+    """
+    n, m = len(history), len(sequence)
+    if m == 0:
+        return 0, 0, True
+    if n == 0:
+        return 0, 0, False
+    if n <= m and sequence[m - n:] == history:
+        return 0, n, True
+    if n > m and history[n - m:] == sequence:
+        return n - m, n, True  # the row knows earlier items than the rows seen so far
+    for k in range(min(n, m) - 1, 0, -1):
+        if sequence[m - k:] == history[:k]:
+            return 0, k, False
+    return 0, 0, False

@@ -22,6 +22,7 @@ from llm2rec.data.schema import BadLines, DataFormatError, RawLog
 from llm2rec.data.sources._common import (
     LITERAL_ERRORS,
     check_options,
+    describe_inputs,
     expand_inputs,
     interactions_frame,
     items_frame,
@@ -58,9 +59,9 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     check_options("amazon2023", options)
     reviews, metas = split_inputs(inputs)
     if not reviews:
-        raise DataFormatError(_where(inputs), "no review file found (expected <Category>.jsonl[.gz])")
+        raise DataFormatError(describe_inputs(inputs), "no review file found (expected <Category>.jsonl[.gz])")
     if not metas:
-        raise DataFormatError(_where(inputs), "no metadata file found: titles come from meta_<Category>.jsonl[.gz]")
+        raise DataFormatError(describe_inputs(inputs), "no metadata file found: titles come from meta_<Category>.jsonl[.gz]")
     users, items, times, ratings = [], [], [], []
     for path in reviews:
         read_reviews(path, bad, users, items, times, ratings)
@@ -176,8 +177,4 @@ def _key(record: dict, keys: tuple[str, ...]) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
         raise KeyError(f"field {keys[0]!r} must be a non-empty string")
     return str(value)
-
-
-def _where(inputs: list[Path]) -> str:
-    return ", ".join(str(p) for p in inputs) or "(no input)"
 

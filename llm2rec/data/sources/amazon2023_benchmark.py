@@ -22,6 +22,7 @@ import pandas as pd
 from llm2rec.data.schema import SPLITS, BadLines, DataFormatError, RawLog
 from llm2rec.data.sources._common import (
     check_options,
+    describe_inputs,
     expand_inputs,
     interactions_frame,
     items_frame,
@@ -56,10 +57,10 @@ def read(inputs: list[Path], *, bad: BadLines, use_shipped_split: bool = False, 
     metas = [f for f in files if is_meta(f)]
     csvs = [f for f in files if not is_meta(f)]
     if not csvs:
-        raise DataFormatError(_where(inputs), "no benchmark CSV found (expected <Category>[.<split>].csv[.gz])")
+        raise DataFormatError(describe_inputs(inputs), "no benchmark CSV found (expected <Category>[.<split>].csv[.gz])")
     if not metas:
         raise DataFormatError(
-            _where(inputs), "the benchmark CSVs carry no titles, and titles are needed: add the category's "
+            describe_inputs(inputs), "the benchmark CSVs carry no titles, and titles are needed: add the category's "
             "meta_<Category>.jsonl[.gz] (e.g. `llm2rec data download <Category> --kind raw`) to the inputs"
         )
     splits = [split_of(f) for f in csvs]
@@ -163,6 +164,3 @@ def _count_history_disagreements(rows: pd.DataFrame) -> int:
             earlier.append(items[i])
     return disagreements
 
-
-def _where(inputs: list[Path]) -> str:
-    return ", ".join(str(p) for p in inputs) or "(no input)"

@@ -1,0 +1,174 @@
+"""Item-embedding extraction: a dataset's items through an :class:`~llm2rec.encoder.Encoder` into ``.npy``.
+
+Output ``FILE.npy``: (N+1, d) float32, row i = item i, row 0 = zeros (padding). Beside it ``FILE.json``
+records what produced it (encoder and content hash, pooling, attention, template, normalisation) and
+which data (``num_items``, ``dataset_checksum``), which the seqrec stage checks before training.
+
+Under ``torchrun`` / ``accelerate launch`` each process encodes the items ``rank::world`` and writes a
+shard; process 0 merges the shards in item order and writes the final files atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import string
+from pathlib import Path
+
+import numpy as np
+
+from llm2rec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "{title}"
+
+
+def metadata_path(out_path: str | Path) -> Path:
+    return Path(out_path).with_suffix(".json")
+
+
+def template_fields(template: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise ConfigError(f"bad --template {template!r}: {exc}") from exc
+
+
+def render_item_texts(items, template: str = DEFAULT_TEMPLATE) -> list[str]:
+    """One text per item in item-id order (1..N), from ``template`` filled with the item's columns."""
+    fields = template_fields(template)
+    missing = [f for f in fields if f not in items.columns]
+    if missing or any(f == "" or f.isdigit() for f in fields):
+        raise ConfigError(
+            f"--template {template!r} names {', '.join(repr(f) for f in missing or fields)}, which is not an "
+            f"item column; available: {', '.join(map(str, items.columns))} (use {{title}} style fields)"
+        )
+    ordered = items.sort_values("item_id")
+    expected = np.arange(1, len(ordered) + 1)
+    if not np.array_equal(ordered["item_id"].to_numpy(), expected):
+        raise ConfigError("items.parquet item ids are not contiguous 1..N; re-run `llm2rec prepare`")
+    rows = ordered[fields].to_dict("records") if fields else [{}] * len(ordered)
+    return [template.format_map({k: "" if v is None else v for k, v in row.items()}) for row in rows]
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    from llm2rec.io import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _shard_path(out_path: Path, rank: int, world: int) -> Path:
+    return out_path.with_name(f".{out_path.stem}.shard{rank}of{world}.npz")
+
+
+def _distributed_state():
+    """accelerate's PartialState when launched with several processes, else None (plain python)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def embed_items(
+    encoder,
+    dataset_dir: str | Path,
+    out_path: str | Path,
+    *,
+    pooling: str | None = None,
+    template: str = DEFAULT_TEMPLATE,
+    normalize: bool = False,
+    bidirectional: bool | None = None,
+    batch_size: int = 32,
+    max_length: int = 512,
+    show_progress: bool = True,
+) -> Path:
+    """Encode every item of ``dataset_dir`` and write ``out_path`` (.npy) plus its ``.json`` record.
+
+    ``encoder`` is an :class:`~llm2rec.encoder.Encoder` or anything :meth:`Encoder.load` accepts
+    (a model dir, ``smollm2-135m``, ``st:NAME``). Returns ``out_path``.
+    """
+    from llm2rec.data.dataset import Dataset
+    from llm2rec.encoder import Encoder
+    from llm2rec.io import atomic_write_json
+
+    out_path = Path(out_path)
+    if out_path.suffix != ".npy":
+        raise ConfigError(f"--out {out_path} must end with .npy")
+    dataset = Dataset.load(dataset_dir)
+    texts = render_item_texts(dataset.items, template)
+    state = _distributed_state()
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+    device = str(state.device) if state else None
+
+    if not hasattr(encoder, "encode"):
+        encoder = Encoder.load(
+            encoder, pooling=pooling, bidirectional=bidirectional, device=device, max_length=max_length
+        )
+    mine = np.arange(rank, len(texts), world)
+    vectors = encoder.encode(
+        [texts[i] for i in mine], batch_size=batch_size, normalize=normalize, show_progress=show_progress and rank == 0
+    )
+
+    if world == 1:
+        merged = _merge([(mine, vectors)], len(texts), encoder.dim)
+    else:
+        shard = _shard_path(out_path, rank, world)
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(shard, indices=mine, vectors=vectors)
+        state.wait_for_everyone()
+        merged = None
+        if rank == 0:
+            parts = []
+            for r in range(world):
+                with np.load(_shard_path(out_path, r, world)) as part:
+                    parts.append((part["indices"], part["vectors"]))
+            merged = _merge(parts, len(texts), encoder.dim)
+
+    if rank == 0:
+        _save_npy_atomic(out_path, merged)
+        meta = {
+            **encoder.describe(),
+            "template": template,
+            "normalize": bool(normalize),
+            "num_items": dataset.num_items,
+            "dataset_checksum": dataset.checksum,
+            "dataset": str(dataset_dir),
+            "rows": int(merged.shape[0]),
+            "processes": world,
+        }
+        atomic_write_json(metadata_path(out_path), meta)
+        log.info("wrote %s (%d x %d)", out_path, *merged.shape)
+    if world > 1:
+        state.wait_for_everyone()
+        _shard_path(out_path, rank, world).unlink(missing_ok=True)
+    return out_path
+
+
+def _merge(parts, num_items: int, dim: int) -> np.ndarray:
+    """(N+1, d) float32 with row 0 zeros; ``parts`` hold 0-based item positions and their vectors."""
+    out = np.zeros((num_items + 1, dim), dtype=np.float32)
+    filled = np.zeros(num_items, dtype=bool)
+    for indices, vectors in parts:
+        out[np.asarray(indices) + 1] = vectors
+        filled[np.asarray(indices)] = True
+    if not filled.all():
+        raise RuntimeError(f"{int((~filled).sum())} item(s) missing after merging the shards")
+    return out
+
+
+def load_item_embeddings(path: str | Path) -> tuple[np.ndarray, dict]:
+    """Read an embedding file and its metadata (for the seqrec stage)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"item embeddings {path} do not exist; create them with `llm2rec embed`")
+    meta_file = metadata_path(path)
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    return np.load(path, allow_pickle=False), meta

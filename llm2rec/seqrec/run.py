@@ -1,0 +1,236 @@
+"""``run_seqrec``: train and evaluate one downstream setting over several seeds and write its results dir.
+
+Layout of ``out_dir``::
+
+    config.json              every setting, the dataset checksum, the embeddings file and its sha256
+    results.json             {"metrics": {"recall@10": {"mean", "std", "per_seed"}, ...}, "valid_metrics": ...}
+    results.csv, results.md  the same test metrics as a table
+    seed-<s>/metrics.json    test and best-validation metrics, best epoch, timings, the training curve
+    seed-<s>/curve.png       loss and validation metric per epoch
+
+The popularity baseline is deterministic: it runs once, in ``seed-none/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llm2rec.errors import ConfigError
+from llm2rec.io import atomic_dir, atomic_write_json, sha256_file
+from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
+from llm2rec.seqrec.item_encoder import ItemEncoder, load_item_vectors, normalise_vectors
+from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
+from llm2rec.seqrec.plots import plot_curve
+from llm2rec.seqrec.pop import BASELINES, popularity_vectors, random_vectors
+from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
+from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
+
+log = logging.getLogger(__name__)
+
+MODELS = ("sasrec", "gru4rec", *BASELINES)
+DEFAULT_SEEDS = (2024, 2025, 2026)
+DEFAULT_LR = {"sasrec": 1e-3, "gru4rec": 1e-4}  # the paper's
+
+
+@dataclass
+class SeqRecConfig:
+    model: str = "sasrec"
+    item_repr: str | None = None  # id | text | text+id; None = "text" with embeddings, else "id"
+    adapter: str = "linear"
+    finetune_vectors: bool = False
+    vector_norm: str = "none"
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 2
+    ffn: int = 256
+    dropout: float = 0.3
+    supervise: str = "all"
+    lr: float | None = None  # None = the model's paper default
+    std: str = "population"
+    device: str | None = None  # None = cuda when available
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def resolved(self, has_embeddings: bool) -> SeqRecConfig:
+        item_repr = self.item_repr or ("text" if has_embeddings else "id")
+        lr = self.lr if self.lr is not None else DEFAULT_LR.get(self.model, 1e-3)
+        cfg = replace(self, item_repr=item_repr, lr=lr, train=replace(self.train, lr=lr))
+        cfg.validate(has_embeddings)
+        return cfg
+
+    def validate(self, has_embeddings: bool) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.supervise not in SUPERVISE_CHOICES:
+            raise ConfigError(f"--supervise must be one of {', '.join(SUPERVISE_CHOICES)}")
+        if self.std not in STD_KINDS:
+            raise ConfigError(f"--std must be one of {', '.join(STD_KINDS)}")
+        if self.item_repr != "id" and not has_embeddings and self.model not in BASELINES:
+            raise ConfigError(f"item representation {self.item_repr!r} needs --embeddings FILE.npy")
+        if self.train.valid_metric not in metric_keys(self.train.ks):
+            raise ConfigError(f"valid metric {self.train.valid_metric!r} is not one of {metric_keys(self.train.ks)}")
+        if self.train.epochs < 1 or self.train.eval_every < 1 or self.train.patience < 1:
+            raise ConfigError("epochs, eval_every and patience must all be ≥ 1")
+
+
+def config_from_overrides(**overrides) -> SeqRecConfig:
+    """A config from flat keyword overrides: any :class:`SeqRecConfig` or :class:`TrainConfig` field."""
+    top = {f.name for f in fields(SeqRecConfig)} - {"train"}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    unknown = set(overrides) - top - train_keys
+    if unknown:
+        raise ConfigError(f"unknown seqrec setting(s): {', '.join(sorted(unknown))}")
+    # ``lr`` is a top-level field (its default depends on the model); ``resolved`` copies it into ``train``.
+    train = TrainConfig(**{k: v for k, v in overrides.items() if k in train_keys and k not in top})
+    return SeqRecConfig(**{k: v for k, v in overrides.items() if k in top}, train=train)
+
+
+def run_seqrec(
+    dataset_dir: str | Path,
+    model: str = "sasrec",
+    embeddings: str | Path | None = None,
+    seeds=DEFAULT_SEEDS,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    **overrides,
+) -> dict:
+    """Train/evaluate ``model`` once per seed on a prepared dataset; return (and write) ``results.json``.
+
+    ``overrides`` are :class:`SeqRecConfig`/:class:`TrainConfig` fields, e.g. ``epochs=50, eval_every=5,
+    item_repr="text+id", exclude_history=True``. Without ``out_dir`` nothing is written.
+    """
+    from llm2rec.data.dataset import Dataset
+
+    cfg = config_from_overrides(model=model, **overrides).resolved(embeddings is not None)
+    dataset = Dataset.load(dataset_dir)
+    data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise)
+    vectors = None
+    if embeddings is not None and cfg.model not in BASELINES:
+        vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
+        vectors = normalise_vectors(vectors, cfg.vector_norm)
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    seeds = [None] if cfg.model == "pop" else [int(s) for s in seeds]
+    if not seeds:
+        raise ConfigError("give at least one seed")
+    config_record = _config_record(cfg, dataset, embeddings, seeds, device)
+    if out_dir is None:
+        return _run_all(cfg, data, vectors, seeds, device, None, config_record)
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        atomic_write_json(tmp / "config.json", config_record)
+        return _run_all(cfg, data, vectors, seeds, device, tmp, config_record)
+
+
+def _run_all(cfg, data, vectors, seeds, device, out: Path | None, config_record: dict) -> dict:
+    runs = []
+    for seed in seeds:
+        log.info("seqrec %s seed %s", cfg.model, seed)
+        run = run_one_seed(cfg, data, vectors, seed, device)
+        runs.append(run)
+        if out is not None:
+            seed_dir = out / f"seed-{seed if seed is not None else 'none'}"
+            atomic_write_json(seed_dir / "metrics.json", run)
+            if run["curve"]:
+                title = f"{cfg.model} ({cfg.item_repr}), seed {seed}"
+                plot_curve(run["curve"], seed_dir / "curve.png", cfg.train.valid_metric, title)
+    results = {
+        "split": "test",
+        "model": cfg.model,
+        "item_repr": cfg.item_repr if cfg.model not in BASELINES else None,
+        "seeds": [s if s is not None else "none" for s in seeds],
+        "std": cfg.std,
+        "metrics": aggregate([r["test"] for r in runs], cfg.std),
+        "valid_metrics": aggregate([r["valid"] for r in runs], cfg.std),
+        "best_epochs": [r["best_epoch"] for r in runs],
+        "dataset": config_record["dataset"],
+        "embeddings": config_record["embeddings"],
+    }
+    if out is not None:
+        write_results(out, results, _label(cfg))
+    return results
+
+
+def run_one_seed(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None, device) -> dict:
+    if cfg.model in BASELINES:
+        return _run_baseline(cfg, data, seed)
+    _seed_everything(seed)
+    model = build_model(cfg, data, vectors).to(device)
+    result = fit(model, data, cfg.train, seed)
+    tick = time.perf_counter()
+    test = evaluate(
+        model, data.test, cfg.train.ks, cfg.train.exclude_history, cfg.train.eval_batch_size, cfg.train.memory_budget
+    )
+    return {
+        "seed": seed,
+        "test": test,
+        "valid": result.best_valid,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "train_seconds": result.train_seconds,
+        "test_eval_seconds": time.perf_counter() - tick,
+        "num_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "curve": result.curve,
+    }
+
+
+def build_model(cfg: SeqRecConfig, data: SeqRecData, vectors: np.ndarray | None):
+    from llm2rec.seqrec.gru4rec import GRU4Rec
+    from llm2rec.seqrec.sasrec import SASRec
+
+    encoder = ItemEncoder(
+        data.num_items,
+        cfg.hidden,
+        cfg.item_repr,
+        vectors,
+        adapter=cfg.adapter,
+        finetune_vectors=cfg.finetune_vectors,
+        id_init="normal" if cfg.model == "sasrec" else "xavier",
+    )
+    if cfg.model == "sasrec":
+        return SASRec(encoder, data.max_history, cfg.hidden, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout)
+    return GRU4Rec(encoder, cfg.hidden, cfg.layers, cfg.dropout)
+
+
+def _run_baseline(cfg: SeqRecConfig, data: SeqRecData, seed: int | None) -> dict:
+    out = {"seed": seed, "best_epoch": None, "epochs_run": 0, "train_seconds": 0.0, "curve": []}
+    for split in ("valid", "test"):
+        examples = getattr(data, split)
+        if cfg.model == "pop":
+            users, items = popularity_vectors(data.item_counts, len(examples))
+        else:
+            users, items = random_vectors(len(examples), data.num_items, seed + (split == "test"))
+        exclude = examples.seen if cfg.train.exclude_history else None
+        ranks = full_ranking_ranks(users, items, examples.targets, exclude, cfg.train.memory_budget)
+        out[split] = metrics_from_ranks(ranks, cfg.train.ks)
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _label(cfg: SeqRecConfig) -> str:
+    if cfg.model in BASELINES:
+        return cfg.model
+    return f"{cfg.model} ({cfg.item_repr})"
+
+
+def _config_record(cfg: SeqRecConfig, dataset, embeddings, seeds, device) -> dict:
+    return {
+        "config": asdict(cfg),
+        "seeds": [s if s is not None else "none" for s in seeds],
+        "dataset": {"path": str(dataset.root), "checksum": dataset.checksum, "num_items": dataset.num_items},
+        "embeddings": None
+        if embeddings is None
+        else {"path": str(embeddings), "sha256": sha256_file(embeddings)},
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+    }
