@@ -23,6 +23,8 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "llm2rec.data.commands",
     "llm2rec.pipeline_commands",
+    "llm2rec.seqrec.commands",
+    "llm2rec.iem_commands",
 ]
 
 for _name in COMMAND_MODULES:

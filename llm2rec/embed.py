@@ -106,13 +106,16 @@ def embed_items(
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     device = str(state.device) if state else None
 
-    if not hasattr(encoder, "encode"):
+    if isinstance(encoder, str | Path):
         encoder = Encoder.load(
             encoder, pooling=pooling, bidirectional=bidirectional, device=device, max_length=max_length
         )
     mine = np.arange(rank, len(texts), world)
     vectors = encoder.encode(
-        [texts[i] for i in mine], batch_size=batch_size, normalize=normalize, show_progress=show_progress and rank == 0
+        [texts[i] for i in mine],
+        batch_size=batch_size,
+        normalize=normalize,
+        show_progress=show_progress and rank == 0,
     )
 
     if world == 1:

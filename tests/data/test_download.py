@@ -102,7 +102,8 @@ def test_benchmark_download_fetches_three_splits(server, tmp_path):
     paths = download(CATEGORY, "benchmark", tmp_path, base_url=server.base_url, progress=False)
     assert [p.name for p in paths] == [f"All_Beauty.{s}.csv.gz" for s in ("train", "valid", "test")]
     assert [path for path, _ in server.requests] == [
-        f"/amazon_2023/benchmark/5core/last_out_w_his/All_Beauty.{s}.csv.gz" for s in ("train", "valid", "test")
+        f"/amazon_2023/benchmark/5core/last_out_w_his/All_Beauty.{s}.csv.gz"
+        for s in ("train", "valid", "test")
     ]
     for p in paths:
         assert p.read_bytes() == server.files[f"benchmark/5core/last_out_w_his/{p.name}"]
@@ -154,7 +155,9 @@ def test_short_response_is_an_error_then_resumes(server, tmp_path):
     server.requests.clear()
     download(CATEGORY, "raw", tmp_path, base_url=server.base_url, progress=False)
     assert server.requests[0][1] == "bytes=20000-"
-    assert (tmp_path / "All_Beauty.jsonl.gz").read_bytes() == server.files["raw/review_categories/All_Beauty.jsonl.gz"]
+    assert (tmp_path / "All_Beauty.jsonl.gz").read_bytes() == server.files[
+        "raw/review_categories/All_Beauty.jsonl.gz"
+    ]
 
 
 def test_not_found_is_a_clear_error(server, tmp_path):

@@ -204,8 +204,11 @@ def parse_timestamp(value) -> int:
     if isinstance(value, bool):
         raise ValueError("timestamp is a boolean")
     if isinstance(value, str):
-        value = value.strip()
-        value = int(value) if value.isdigit() else float(value)
+        text = value.strip()
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            raise ValueError(f"timestamp {text[:40]!r} is not a number") from None
     if isinstance(value, float):
         if not np.isfinite(value):
             raise ValueError("timestamp is not finite")
@@ -226,7 +229,10 @@ def parse_rating(value) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"rating {value[:40]!r} is not a number") from None
     raise ValueError(f"rating is a {type(value).__name__}")
 
 

@@ -74,7 +74,8 @@ class Catalogue:
     title_disagreements: int = 0
 
     def add_title(self, key: str, title) -> None:
-        if not isinstance(title, str):
+        """The first non-blank title of an item wins; later different ones are counted."""
+        if not isinstance(title, str) or not title.strip():
             return
         known = self.fields["title"].setdefault(key, title)
         self.title_disagreements += known != title
@@ -260,7 +261,7 @@ def _read_info(path: Path, bad: BadLines, catalogue: Catalogue) -> None:
             continue
         key = _id_to_key(parts[-1].strip(), catalogue)
         if key is not None:
-            catalogue.fields["title"].setdefault(key, parts[-2])
+            catalogue.add_title(key, parts[-2])
 
 
 def _read_item_json(path: Path, catalogue: Catalogue) -> None:
@@ -276,8 +277,7 @@ def _read_item_json(path: Path, catalogue: Catalogue) -> None:
         key = _id_to_key(str(item_id), catalogue)
         if key is None or not isinstance(info, dict):
             continue
-        if isinstance(info.get("title"), str):
-            catalogue.fields["title"].setdefault(key, info["title"])
+        catalogue.add_title(key, info.get("title"))
         for name in TEXT_FIELDS:
             value = info.get(name)
             if value not in (None, ""):

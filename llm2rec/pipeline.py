@@ -1,0 +1,310 @@
+"""``llm2rec run``: prepare → csft → mntp → contrastive → embed → seqrec → report, resumable.
+
+Every stage has a *fingerprint*: a hash of its own settings and of its upstream stages' fingerprints
+(the dataset stage also hashes its input files' names, sizes and mtimes). ``RUN/pipeline.json`` records,
+per stage, the fingerprint it last started and whether it finished. On a re-run a stage is
+
+* skipped when it finished with the same fingerprint (nothing it depends on changed);
+* resumed when it started with the same fingerprint but did not finish — the training stages pick up
+  from their last checkpoint (their ``resume``), the others simply run again;
+* started afresh (its old output removed) when its fingerprint changed or ``--force`` names it or a
+  stage upstream of it.
+
+Layout of a run directory::
+
+    RUN/dataset/                the prepared dataset
+    RUN/csft/ mntp/ contrastive/   training-loop dirs (checkpoints/, best/, last/, metrics.jsonl, done.json)
+    RUN/embeddings/<encoder>.npy (+ .json)
+    RUN/seqrec/<encoder>-<model>/   the seqrec results dir of one encoder × recommender
+    RUN/results.json  report.md  report.html  plots/
+    RUN/pipeline.json           stage records (fingerprints, status, wall time)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm2rec.config import ENCODERS
+from llm2rec.errors import ConfigError
+from llm2rec.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+# Which trained model each LLM encoder reads, and how it pools.
+ENCODER_SOURCE = {
+    "raw-last": ("backbone", "last", False),
+    "raw-mean": ("backbone", "mean", True),
+    "csft": ("csft", "mean", True),
+    "csft-mntp": ("mntp", "mean", True),
+    "llm2rec": ("contrastive", "mean", True),
+}
+TRAINING_CHAIN = ("csft", "mntp", "contrastive")
+
+
+def fingerprint(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    name: str
+    deps: list[str]
+    settings: dict
+    output: Path
+    action: Callable[[Stage, bool], None]  # (stage, resume) -> None
+    fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, cfg: dict, run_dir: str | Path, force: list[str] | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.force = set(force or [])
+        self.state_path = self.run_dir / "pipeline.json"
+        self.stages = self._plan()
+        unknown = self.force - set(self.stages) - {"embed", "seqrec"}
+        if unknown:
+            raise ConfigError(
+                f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(self.stages)}"
+            )
+
+    # ------------------------------------------------------------------------------------------- planning
+
+    def _plan(self) -> dict[str, Stage]:
+        cfg, out = self.cfg, self.run_dir
+        stages: dict[str, Stage] = {}
+
+        def add(stage: Stage) -> None:
+            upstream = [stages[d].fingerprint for d in stage.deps]
+            stage.fingerprint = fingerprint(
+                {"name": stage.name, "settings": stage.settings, "deps": upstream}
+            )
+            stages[stage.name] = stage
+
+        add(Stage("dataset", [], {**cfg["dataset"], "inputs": _input_signature(cfg["dataset"]["input"])},
+                  out / "dataset", _run_prepare))  # fmt: skip
+        needed = {ENCODER_SOURCE[e][0] for e in cfg["encoders"] if e in ENCODER_SOURCE}
+        chain_end = max((TRAINING_CHAIN.index(n) for n in needed if n in TRAINING_CHAIN), default=-1)
+        previous = None
+        for name in TRAINING_CHAIN[: chain_end + 1]:
+            deps = ["dataset"] + ([previous] if previous else [])
+            settings = {"preset": cfg["preset"], "overrides": cfg[name]}
+            if name == "csft":
+                settings["model"] = cfg["model"]
+            add(Stage(name, deps, settings, out / name, _run_training))
+            previous = name
+        for enc in cfg["encoders"]:
+            if enc == "id":
+                continue
+            source = ENCODER_SOURCE.get(enc, ("st", None, None))[0]
+            deps = ["dataset"] + ([source] if source in TRAINING_CHAIN else [])
+            settings = {
+                "encoder": enc,
+                "embed": cfg["embed"],
+                "model": cfg["model"] if source == "backbone" else None,
+            }
+            add(
+                Stage(
+                    f"embed:{enc}",
+                    deps,
+                    settings,
+                    out / "embeddings" / f"{enc}.npy",
+                    _run_embed,
+                    extra={"encoder": enc},
+                )
+            )
+        for enc in cfg["encoders"]:
+            for model in cfg["seqrec"]["models"]:
+                deps = ["dataset"] + ([] if enc == "id" else [f"embed:{enc}"])
+                settings = {
+                    "model": model,
+                    "seeds": cfg["seqrec"]["seeds"],
+                    "options": cfg["seqrec"]["options"],
+                }
+                add(Stage(f"seqrec:{enc}:{model}", deps, settings, out / "seqrec" / f"{enc}-{model}", _run_seqrec,
+                          extra={"encoder": enc, "model": model}))  # fmt: skip
+        return stages
+
+    def _forced(self, stage: Stage) -> bool:
+        family = stage.name.split(":")[0]
+        if stage.name in self.force or family in self.force:
+            return True
+        return any(self._forced(self.stages[d]) for d in stage.deps)
+
+    # -------------------------------------------------------------------------------------------- running
+
+    def _load_state(self) -> dict:
+        if self.state_path.is_file():
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        return {}
+
+    def _save_state(self, state: dict) -> None:
+        atomic_write_json(self.state_path, state)
+
+    def run(self) -> dict:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", self.cfg)
+        state = self._load_state()
+        for stage in self.stages.values():
+            record = state.get(stage.name, {})
+            same = record.get("fingerprint") == stage.fingerprint and not self._forced(stage)
+            if same and record.get("status") == "done" and stage.output.exists():
+                log.info("stage %s: up to date, skipped", stage.name)
+                continue
+            resume = same and record.get("status") == "started"
+            if not resume:
+                _remove(stage.output)
+            log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
+            state[stage.name] = {
+                "fingerprint": stage.fingerprint,
+                "status": "started",
+                "started": time.time(),
+            }
+            self._save_state(state)
+            t0 = time.perf_counter()
+            stage.action(self, stage, resume)
+            wall = time.perf_counter() - t0 + (record.get("wall_seconds", 0.0) if resume else 0.0)
+            state[stage.name].update(status="done", wall_seconds=round(wall, 2), finished=time.time())
+            self._save_state(state)
+        self.force.clear()  # forcing applies to one run only
+        results = collect_results(self)
+        from llm2rec.report import write_report
+
+        write_report(self.run_dir)
+        return results
+
+    # ----------------------------------------------------------------------------------------- hand-offs
+
+    def model_dir(self, stage_name: str) -> str:
+        """The model a training stage hands on (its chosen checkpoint), or the backbone."""
+        if stage_name == "backbone":
+            return self.cfg["model"]
+        from llm2rec.train.mntp import resolve_model_dir
+
+        return resolve_model_dir(self.stages[stage_name].output)
+
+    def embeddings_path(self, encoder: str) -> Path | None:
+        return None if encoder == "id" else self.stages[f"embed:{encoder}"].output
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    json_side = path.with_suffix(".json")
+    if path.suffix == ".npy" and json_side.exists():
+        json_side.unlink()
+
+
+def _input_signature(inputs: list) -> list:
+    """Cheap identity of the input files: name, size and mtime (hashing GBs on every run is too slow)."""
+    sig = []
+    for raw in inputs:
+        p = Path(raw)
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        sig += [[str(q), q.stat().st_size, q.stat().st_mtime_ns] for q in files if q.exists()]
+    return sig
+
+
+# --------------------------------------------------------------------------------------- stage actions
+
+
+def _run_prepare(pipe: Pipeline, stage: Stage, resume: bool) -> None:
+    from llm2rec.data.commands import load_raw, parse_options
+    from llm2rec.data.protocol import ProtocolSettings, prepare
+
+    d = pipe.cfg["dataset"]
+    settings = ProtocolSettings(
+        d["kcore"], d["max_history"], d["split"], tuple(d["cutoffs"]), d["min_rating"]
+    )
+    settings.validate()
+    options = d["options"] if isinstance(d["options"], dict) else parse_options(d["options"])
+    raw = load_raw(d["format"], [Path(p) for p in d["input"]], d["skip_bad_lines"], dict(options),
+                   d["split"] == "shipped", num_users=d["num_users"], num_items=d["num_items"], seed=d["seed"])  # fmt: skip
+    prepare(raw, stage.output, settings, overwrite=True)
+
+
+def _run_training(pipe: Pipeline, stage: Stage, resume: bool) -> None:
+    dataset = pipe.stages["dataset"].output
+    overrides = dict(pipe.cfg[stage.name])
+    common = {"preset": pipe.cfg["preset"], "resume": resume, **overrides}
+    if stage.name == "csft":
+        from llm2rec.train.csft import run_csft
+
+        run_csft(dataset, pipe.cfg["model"], stage.output, **common)
+    elif stage.name == "mntp":
+        from llm2rec.train.mntp import run_mntp
+
+        run_mntp(pipe.model_dir("csft"), dataset, stage.output, **common)
+    else:
+        from llm2rec.train.contrastive import run_contrastive
+
+        run_contrastive(pipe.model_dir("mntp"), dataset, stage.output, **common)
+
+
+def _run_embed(pipe: Pipeline, stage: Stage, resume: bool) -> None:
+    from llm2rec.embed import embed_items
+
+    enc = stage.extra["encoder"]
+    e = pipe.cfg["embed"]
+    common = {"template": e["template"], "normalize": e["normalize"], "batch_size": e["batch_size"]}
+    if enc == "minilm":
+        embed_items("st:all-MiniLM-L6-v2", pipe.stages["dataset"].output, stage.output, **common)
+        return
+    source, pooling, bidirectional = ENCODER_SOURCE[enc]
+    embed_items(pipe.model_dir(source), pipe.stages["dataset"].output, stage.output,
+                pooling=pooling, bidirectional=bidirectional, **common)  # fmt: skip
+
+
+def _run_seqrec(pipe: Pipeline, stage: Stage, resume: bool) -> None:
+    from llm2rec.seqrec import run_seqrec
+
+    s = pipe.cfg["seqrec"]
+    run_seqrec(pipe.stages["dataset"].output, model=stage.extra["model"],
+               embeddings=pipe.embeddings_path(stage.extra["encoder"]), seeds=s["seeds"],
+               out_dir=stage.output, overwrite=True, **s["options"])  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+def collect_results(pipe: Pipeline) -> dict:
+    """One entry per encoder × recommender, metrics as in the seqrec contract; written to results.json."""
+    entries = []
+    for stage in pipe.stages.values():
+        if not stage.name.startswith("seqrec:"):
+            continue
+        res = json.loads((stage.output / "results.json").read_text(encoding="utf-8"))
+        entries.append(
+            {
+                "encoder": stage.extra["encoder"],
+                "recommender": stage.extra["model"],
+                "description": ENCODERS[stage.extra["encoder"]],
+                "metrics": res["metrics"],
+            }
+        )
+    state = pipe._load_state()
+    manifest = json.loads((pipe.stages["dataset"].output / "manifest.json").read_text(encoding="utf-8"))
+    results = {
+        "dataset": {"source": manifest["source"]["format"], **manifest["counts"]},
+        "model": pipe.cfg["model"],
+        "preset": pipe.cfg["preset"],
+        "seeds": pipe.cfg["seqrec"]["seeds"],
+        "entries": entries,
+        "stage_wall_seconds": {k: v.get("wall_seconds") for k, v in state.items()},
+    }
+    atomic_write_json(pipe.run_dir / "results.json", results)
+    return results
+
+
+def run_pipeline(cfg: dict, run_dir: str | Path, force: list[str] | None = None) -> dict:
+    return Pipeline(cfg, run_dir, force).run()

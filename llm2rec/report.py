@@ -1,0 +1,221 @@
+"""``llm2rec report RUN``: Markdown + self-contained HTML from a run directory's files.
+
+Reads ``results.json`` (one entry per encoder × recommender), the dataset manifest, each training stage's
+``metrics.jsonl`` and ``pipeline.json`` (wall times); writes ``report.md``, ``report.html`` (images inlined
+as base64, so the page is one file) and PNG plots under ``plots/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from llm2rec.io import atomic_write_text
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+TRAINING_STAGES = ("csft", "mntp", "contrastive")
+
+# The paper's Table 3, SASRec, R@10 / N@10 (He et al., KDD 2025), for reference only: other datasets.
+PAPER_TABLE3_SASREC = {
+    "columns": ["Games", "Arts", "Movies", "Sports", "Baby", "Goodreads"],
+    "rows": {
+        "BERT": [".0585/.0311", ".0650/.0405", ".0447/.0240", ".0860/.0649", ".0114/.0050", ".1479/.0858"],
+        "GTE-7B": [".0641/.0349", ".0644/.0394", ".0570/.0300", ".0823/.0584", ".0264/.0142", ".1488/.0851"],
+        "BGE": [".0733/.0410", ".0748/.0475", ".0626/.0350", ".0974/.0736", ".0428/.0250", ".1445/.0813"],
+        "LLM2Vec (Qwen2-0.5B)": [".0740/.0407", ".0770/.0506", ".0662/.0384", ".1079/.0854", ".0561/.0339", ".1424/.0790"],
+        "BLaIR": [".0654/.0361", ".0648/.0379", ".0581/.0315", ".0893/.0614", ".0332/.0180", ".1508/.0860"],
+        "EasyRec": [".0647/.0357", ".0658/.0395", ".0528/.0278", ".0887/.0627", ".0271/.0154", ".1445/.0825"],
+        "LLMEmb": [".0813/.0487", ".0865/.0601", ".0659/.0390", ".1131/.0936", ".0659/.0439", ".1374/.0778"],
+        "LLM2Rec": [".0865/.0521", ".0925/.0637", ".0705/.0429", ".1170/.0976", ".0708/.0503", ".1530/.0897"],
+    },
+}  # fmt: skip
+
+
+def _fmt(m: dict | None) -> str:
+    if not m:
+        return "–"
+    std = m.get("std")
+    return f"{m['mean']:.4f} ± {std:.4f}" if std is not None else f"{m['mean']:.4f}"
+
+
+def results_table(results: dict) -> list[str]:
+    """Markdown rows; the best mean per recommender and column is in bold."""
+    entries = results["entries"]
+    best = {}
+    for e in entries:
+        for k in METRICS:
+            m = e["metrics"].get(k)
+            if m and m["mean"] > best.get((e["recommender"], k), -1):
+                best[(e["recommender"], k)] = m["mean"]
+    lines = ["| recommender | item representation | " + " | ".join(k.upper() for k in METRICS) + " |",
+             "|---|---|" + "---|" * len(METRICS)]  # fmt: skip
+    for e in entries:
+        cells = []
+        for k in METRICS:
+            m = e["metrics"].get(k)
+            text = _fmt(m)
+            cells.append(f"**{text}**" if m and m["mean"] == best[(e["recommender"], k)] else text)
+        lines.append(
+            f"| {e['recommender']} | {e['encoder']}: {e['description']} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_stage_curves(run_dir: Path, plots: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    for stage in TRAINING_STAGES:
+        history = _read_jsonl(run_dir / stage / "metrics.jsonl")
+        if not history:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for split in ("train", "eval"):
+            pts = [(e["step"], e["loss"]) for e in history if e.get("split") == split and "loss" in e]
+            if pts:
+                ax.plot(*zip(*pts), marker="o" if split == "eval" else None, label=f"{split} loss")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(stage)
+        ax.legend()
+        fig.tight_layout()
+        path = plots / f"{stage}_loss.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        out[stage] = path
+    return out
+
+
+def plot_results(results: dict, plots: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = results["entries"]
+    if not entries:
+        return None
+    labels = [f"{e['encoder']}\n{e['recommender']}" for e in entries]
+    fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.1 * len(entries)) * 2, 3.6))
+    for ax, key in zip(axes, ("recall@10", "ndcg@10")):
+        means = [e["metrics"].get(key, {}).get("mean", 0.0) for e in entries]
+        stds = [e["metrics"].get(key, {}).get("std", 0.0) or 0.0 for e in entries]
+        ax.bar(range(len(entries)), means, yerr=stds, capsize=3)
+        ax.set_xticks(range(len(entries)), labels, fontsize=7)
+        ax.set_title(key.upper())
+    fig.tight_layout()
+    path = plots / "results.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def build_markdown(run_dir: Path, results: dict, stage_plots: dict, results_plot: Path | None) -> str:
+    d = results["dataset"]
+    state = (
+        json.loads((run_dir / "pipeline.json").read_text()) if (run_dir / "pipeline.json").is_file() else {}
+    )
+    lines = [
+        f"# llm2rec run report: `{run_dir.name}`",
+        "",
+        f"Backbone `{results['model']}`, preset `{results['preset']}`, seeds {results['seeds']}. Test split, "
+        "full ranking over all items, mean ± population std over seeds.",
+        "",
+        "## Dataset",
+        "",
+        f"source `{d['source']}`: {d['users']:,} users, {d['items']:,} items, {d['interactions']:,} interactions, "
+        f"mean sequence length {d['mean_sequence_length']:.2f}, density {d['density']:.5f}.",
+        "",
+        "## Results",
+        "",
+        *results_table(results),
+        "",
+    ]
+    if results_plot:
+        lines += [f"![results](plots/{results_plot.name})", ""]
+    lines += ["## Training curves", ""]
+    lines += [f"![{s}](plots/{p.name})" for s, p in stage_plots.items()] or [
+        "(no training stage in this run)"
+    ]
+    lines += ["", "## Wall time per stage", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {name} | {rec.get('wall_seconds', '–')} |" for name, rec in state.items()]
+    cols = PAPER_TABLE3_SASREC["columns"]
+    lines += [
+        "",
+        "## For reference: the paper's Table 3 (SASRec, R@10 / N@10, other datasets)",
+        "",
+        "| model | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+        *[f"| {name} | " + " | ".join(vals) + " |" for name, vals in PAPER_TABLE3_SASREC["rows"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def markdown_to_html(md: str, run_dir: Path) -> str:
+    """A small converter for the Markdown this module writes (headings, tables, images, paragraphs);
+    images are inlined so the page is self-contained."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
+            head = "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
+            rest = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rest}</tbody></table>")
+            table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line.startswith("![") and "](" in line:
+            alt, src = line[2:].split("](", 1)
+            data = base64.b64encode((run_dir / src.rstrip(")")).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}")  # fmt: skip
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>llm2rec report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+
+
+def _inline(text: str) -> str:
+    import re
+
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise FileNotFoundError(f"{results_path} not found: is {run_dir} a finished `llm2rec run` directory?")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    stage_plots = plot_stage_curves(run_dir, plots)
+    results_plot = plot_results(results, plots)
+    md = build_markdown(run_dir, results, stage_plots, results_plot)
+    atomic_write_text(run_dir / "report.md", md)
+    atomic_write_text(run_dir / "report.html", markdown_to_html(md, run_dir))
+    return run_dir / "report.md"

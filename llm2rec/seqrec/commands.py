@@ -1,0 +1,100 @@
+"""``llm2rec seqrec``: train/evaluate SASRec, GRU4Rec or a baseline over seeds (heavy imports inside)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("seqrec")(seqrec)
+
+
+def seqrec(
+    dataset: Path = typer.Option(..., "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."),
+    model: str = typer.Option("sasrec", "--model", "-m", help="sasrec, gru4rec, pop or random."),
+    out: Path = typer.Option(..., "--out", "-o", help="Results directory (written atomically)."),
+    embeddings: Path | None = typer.Option(
+        None, "--embeddings", "-e", help="Item vectors .npy (N+1, d), row i = item i; omit for ID embeddings."
+    ),
+    seeds: list[int] | None = typer.Option(
+        None, "--seeds", help="Seeds, one run each: --seeds 2024 2025 2026 (the default)."
+    ),
+    more_seeds: list[int] | None = typer.Argument(None, hidden=True),
+    item_repr: str | None = typer.Option(
+        None, "--item-repr", help="id, text or text+id (default: text with --embeddings, else id)."
+    ),
+    adapter: str = typer.Option("linear", help="Adapter for text vectors: linear (the paper's) or mlp."),
+    finetune_vectors: bool = typer.Option(False, "--finetune-vectors", help="Train the text vectors too."),
+    vector_norm: str = typer.Option("none", help="Preprocess text vectors: none, center, l2, center-l2."),
+    epochs: int = typer.Option(500, help="Maximum epochs."),
+    eval_every: int = typer.Option(1, help="Validate every k epochs (the paper: 5)."),
+    patience: int = typer.Option(10, help="Stop after this many epochs without a better validation score."),
+    valid_metric: str = typer.Option("recall@20", help="Validation metric for early stopping."),
+    ks: str = typer.Option("5,10,20", "--ks", help="Comma-separated cut-offs K for recall/ndcg/mrr@K."),
+    lr: float | None = typer.Option(None, help="Learning rate (default: SASRec 1e-3, GRU4Rec 1e-4)."),
+    weight_decay: float = typer.Option(1e-4, help="AdamW weight decay."),
+    batch_size: int = typer.Option(256, help="Training batch size."),
+    hidden: int = typer.Option(128, help="Hidden size."),
+    layers: int = typer.Option(2, help="Transformer blocks / GRU layers."),
+    heads: int = typer.Option(2, help="SASRec attention heads."),
+    ffn: int | None = typer.Option(None, help="SASRec feed-forward size (default: 2 × hidden)."),
+    dropout: float = typer.Option(0.3, help="Dropout."),
+    supervise: str = typer.Option("all", help="all: every prefix of the training part; last: last item only."),
+    exclude_history: bool = typer.Option(False, "--exclude-history", help="Remove seen items from rankings."),
+    std: str = typer.Option("population", help="Std over seeds: population (the paper's) or sample."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (default: cuda when available)."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results directory."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train and evaluate a sequential recommender with exact full ranking; writes OUT/results.json."""
+    import torch
+
+    from llm2rec.seqrec.results import markdown_table
+    from llm2rec.seqrec.run import run_seqrec
+
+    from llm2rec.errors import ConfigError
+
+    if threads:
+        torch.set_num_threads(threads)
+    seeds = [*(seeds or []), *(more_seeds or [])] or [2024, 2025, 2026]
+    try:
+        cutoffs = tuple(int(k) for k in ks.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--ks must be comma-separated integers, not {ks!r}") from exc
+    logging.getLogger("llm2rec").setLevel(logging.INFO)
+    results = run_seqrec(
+        dataset,
+        model=model,
+        embeddings=embeddings,
+        seeds=tuple(seeds),
+        out_dir=out,
+        overwrite=overwrite,
+        item_repr=item_repr,
+        adapter=adapter,
+        finetune_vectors=finetune_vectors,
+        vector_norm=vector_norm,
+        epochs=epochs,
+        eval_every=eval_every,
+        patience=patience,
+        valid_metric=valid_metric,
+        ks=cutoffs,
+        lr=lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ffn=ffn or 2 * hidden,
+        dropout=dropout,
+        supervise=supervise,
+        std=std,
+        device=device,
+        progress=not quiet,
+    )
+    keys = [f"{name}@{k}" for k in cutoffs for name in ("recall", "ndcg")]
+    typer.echo(markdown_table({results["model"]: results["metrics"]}, keys))
+    typer.echo(f"results written to {out}")

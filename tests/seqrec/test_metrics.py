@@ -1,0 +1,79 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks, ranks_from_scores
+
+
+def test_ranks_by_hand_with_ties_favouring_the_target():
+    scores = torch.tensor(
+        [
+            [0.9, 0.5, 0.1, 0.7],  # target col 1: 0.9 and 0.7 beat it → rank 3
+            [0.2, 0.2, 0.2, 0.2],  # all tied → rank 1
+            [0.3, 0.8, 0.8, 0.1],  # target col 2 ties col 1 → rank 1
+            [0.1, 0.2, 0.3, 0.4],  # target col 0 is the worst → rank 4
+        ]
+    )
+    ranks = ranks_from_scores(scores, torch.tensor([1, 0, 2, 0]))
+    assert ranks.tolist() == [3, 1, 1, 4]
+
+
+def test_metrics_by_hand():
+    ranks = torch.tensor([1, 2, 6, 30])
+    m = metrics_from_ranks(ranks, ks=(1, 5, 10))
+    assert m["recall@1"] == pytest.approx(0.25)
+    assert m["recall@5"] == pytest.approx(0.5)
+    assert m["recall@10"] == pytest.approx(0.75)
+    assert m["ndcg@5"] == pytest.approx((1 + 1 / math.log2(3)) / 4)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(7)) / 4)
+    assert m["mrr@5"] == pytest.approx((1 + 0.5) / 4)
+    assert m["mrr@10"] == pytest.approx((1 + 0.5 + 1 / 6) / 4)
+    assert set(m) == set(metric_keys((1, 5, 10)))
+
+
+def test_full_ranking_over_items_without_padding():
+    # item_vecs row j is item j+1: user 0 prefers item 3, then 1, then 2.
+    users = torch.tensor([[1.0], [-1.0]])
+    items = torch.tensor([[2.0], [1.0], [3.0]])
+    ranks = full_ranking_ranks(users, items, torch.tensor([1, 1]))
+    assert ranks.tolist() == [2, 2]
+    with pytest.raises(ValueError, match="item ids in 1..3"):
+        full_ranking_ranks(users, items, torch.tensor([0, 1]))
+
+
+def test_history_exclusion_removes_seen_items_but_never_the_target():
+    users = torch.ones(2, 1)
+    items = torch.tensor([[5.0], [4.0], [3.0], [2.0]])  # items 1..4, item 1 scores highest
+    targets = torch.tensor([3, 2])
+    # row 0 has seen items 1 and 2 (both above the target); row 1 has seen its own target (a repeat) and 1.
+    exclude = (np.array([0, 2, 4]), np.array([1, 2, 2, 1]))
+    assert full_ranking_ranks(users, items, targets).tolist() == [3, 2]
+    assert full_ranking_ranks(users, items, targets, exclude).tolist() == [1, 1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    num_users=st.integers(1, 12),
+    num_items=st.integers(1, 40),
+    budget=st.integers(4, 2000),
+    seed=st.integers(0, 10_000),
+)
+def test_chunked_ranks_match_a_per_user_loop(num_users, num_items, budget, seed):
+    gen = torch.Generator().manual_seed(seed)
+    # Small integer factors make exact ties common, which is where chunking mistakes would show.
+    users = torch.randint(-2, 3, (num_users, 3), generator=gen).float()
+    items = torch.randint(-2, 3, (num_items, 3), generator=gen).float()
+    targets = torch.randint(1, num_items + 1, (num_users,), generator=gen)
+    seen = [np.unique(np.random.default_rng(seed + u).integers(1, num_items + 1, 3)) for u in range(num_users)]
+    exclude = (np.concatenate([[0], np.cumsum([len(s) for s in seen])]), np.concatenate(seen))
+    got = full_ranking_ranks(users, items, targets, exclude, memory_budget=budget)
+    for u in range(num_users):
+        scores = (items @ users[u]).tolist()
+        t = int(targets[u])
+        excluded = set(seen[u].tolist()) - {t}
+        expected = 1 + sum(1 for j in range(1, num_items + 1) if j not in excluded and scores[j - 1] > scores[t - 1])
+        assert int(got[u]) == expected
