@@ -18,6 +18,7 @@ overall and on rare targets (<= 10 training occurrences), where ids carry little
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import re
 import tempfile
@@ -129,7 +130,7 @@ def main() -> None:
             "signal": signal(Path(tmp)),
         }
     atomic_write_json(args.out, result)
-    print(pd.Series(result["speed"]).to_string())
+    print(json.dumps(result["speed"], indent=1))
     for part in ("all_targets", "rare_targets"):
         print(
             f"\n{part} ({result['signal']['test_rows' if part == 'all_targets' else 'rare_test_rows']} rows)"

@@ -177,7 +177,13 @@ ID_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # Amazon 2023 user ids look l
 ASIN_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def describe(num_users: int = DEFAULT_NUM_USERS, num_items: int = DEFAULT_NUM_ITEMS, seed: int = 0) -> str:
+def describe(
+    num_users: int = DEFAULT_NUM_USERS,
+    num_items: int = DEFAULT_NUM_ITEMS,
+    seed: int = 0,
+    min_length: int = 5,
+    max_length: int = 30,
+) -> str:
     """A plain-language description of the built-in dataset, for the README and the manifest."""
     return (
         f"SYNTHETIC data (llm2rec built-in generator, seed {seed}): {num_users} simulated users and a catalogue "
@@ -186,8 +192,10 @@ def describe(num_users: int = DEFAULT_NUM_USERS, num_items: int = DEFAULT_NUM_IT
         "categories and attributes, or a series and its volume number. Users continue series in order "
         "(Book 1 -> Book 2 -> ...), buy complementary products along a department's chain (e.g. camera -> "
         "lens -> tripod -> bag), mostly from the same brand, stay loyal to a favourite brand, and otherwise "
-        "pick items by a Zipf-like popularity. Sequences have 5-30 events, timestamps in ms from 2016 on. "
-        "No real users, products or reviews: use it to try the pipeline, not to report results."
+        "pick items by a Zipf-like popularity. "
+        f"Sequences have {min_length}-{max_length} events, timestamps in ms from 2016 on. "
+        "No real users, products or reviews: use it to try the pipeline and to compare methods on a known "
+        "structure; its numbers say nothing about real data."
     )
 
 
@@ -270,9 +278,8 @@ def build_catalogue(num_items: int, rng: np.random.Generator) -> Catalogue:
     n_publishers = max(1, len(SERIES_KINDS) * 3)
     brand_names = _brand_names(rng, len(DEPARTMENTS) * brands_per_dept + n_publishers)
 
-    rows: list[
-        tuple
-    ] = []  # title, brand_name, categories, description, brand, category, chain_next, series_prev
+    # One tuple per item: title, brand_name, categories, description, brand, category, chain_next, series_prev
+    rows: list[tuple] = []
     first_category_of_dept = np.zeros(len(DEPARTMENTS), dtype=np.int64)
     category_id = 0
     for d, dept in enumerate(DEPARTMENTS):
@@ -372,6 +379,7 @@ class GroupSampler:
 
 
 def _weighted(rng_u: np.ndarray, weights: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Draw one of ``candidates`` per uniform in ``rng_u``, with probability proportional to ``weights``."""
     cdf = np.cumsum(weights[candidates])
     return candidates[np.minimum(np.searchsorted(cdf, rng_u * cdf[-1], side="right"), len(candidates) - 1)]
 
@@ -512,7 +520,7 @@ def generate(
         "seed": seed,
         "num_users": num_users,
         "num_items": num_items,
-        "description": describe(num_users, num_items, seed),
+        "description": describe(num_users, num_items, seed, min_length, max_length),
     }
     return RawLog(
         interactions=interactions, items=items, source_files=[], format="builtin", has_time=True, notes=notes

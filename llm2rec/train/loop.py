@@ -418,7 +418,8 @@ class _Run:
         size = self.config.micro_batch
         batches = [indices[i : i + size] for i in range(0, len(indices), size)][rank::world]
         loader = torch.utils.data.DataLoader(
-            self.eval_dataset, batch_sampler=batches, collate_fn=self.collate_fn, num_workers=0
+            self.eval_dataset, batch_sampler=batches, collate_fn=self.collate_fn, num_workers=0,
+            generator=torch.Generator(),
         )
         self.model.eval()
         with torch.no_grad(), acc.autocast():
@@ -455,8 +456,11 @@ class _Run:
             self.evaluate()
         sampler = _StepSampler(len(self.train_dataset), cfg, self.lengths, self.step, acc.process_index,
                                acc.num_processes)
+        # Its own generator: creating a loader iterator otherwise draws from the global RNG, which would
+        # make a resumed run (new iterator mid-training) drift from an uninterrupted one.
         loader = torch.utils.data.DataLoader(
-            self.train_dataset, batch_sampler=sampler, collate_fn=self.collate_fn, num_workers=cfg.num_workers
+            self.train_dataset, batch_sampler=sampler, collate_fn=self.collate_fn, num_workers=cfg.num_workers,
+            generator=torch.Generator(),
         )
         micro_batches = iter(_OnDevice(loader, acc.device))
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and acc.is_main_process),

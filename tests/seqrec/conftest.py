@@ -62,5 +62,16 @@ def cyclic_sequences(num_users: int, num_items: int, length: int, seed: int = 0)
 
 
 @pytest.fixture
+def make_dataset():
+    """The dataset writer, as a fixture (test modules here are not importable packages)."""
+    return write_loo_dataset
+
+
+@pytest.fixture
+def make_cyclic():
+    return cyclic_sequences
+
+
+@pytest.fixture
 def cyclic_dataset(tmp_path) -> Dataset:
     return write_loo_dataset(tmp_path / "cyclic", cyclic_sequences(200, 30, 8), num_items=30, max_history=5)

@@ -3,8 +3,6 @@ import pytest
 
 from llm2rec.seqrec.data import SeqRecData, pad_right, training_examples
 
-from .conftest import write_loo_dataset
-
 
 def test_pad_right():
     flat = np.array([1, 2, 3, 4, 5])
@@ -27,9 +25,9 @@ def test_last_position_only():
     assert ex.users.tolist() == [0, 2]
 
 
-def test_from_dataset_matches_the_protocol_tables(tmp_path):
+def test_from_dataset_matches_the_protocol_tables(tmp_path, make_dataset):
     seqs = [[1, 2, 3, 4, 5, 6, 7], [3, 1, 4], [2, 5, 2, 6, 1]]
-    ds = write_loo_dataset(tmp_path / "d", seqs, num_items=7, max_history=3)
+    ds = make_dataset(tmp_path / "d", seqs, num_items=7, max_history=3)
     data = SeqRecData.from_dataset(ds)
     train = ds.split("train")
     assert data.train.targets.tolist() == train["target"].tolist()
@@ -45,7 +43,7 @@ def test_from_dataset_matches_the_protocol_tables(tmp_path):
     assert data.item_counts.tolist() == [0, 1, 3, 2, 1, 2, 0, 0]
 
 
-def test_out_of_range_ids_are_refused(tmp_path):
-    ds = write_loo_dataset(tmp_path / "d", [[1, 2, 9, 3]], num_items=3)
+def test_out_of_range_ids_are_refused(tmp_path, make_dataset):
+    ds = make_dataset(tmp_path / "d", [[1, 2, 9, 3]], num_items=3)
     with pytest.raises(ValueError, match="outside 1..3"):
         SeqRecData.from_dataset(ds)

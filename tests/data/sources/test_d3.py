@@ -100,11 +100,11 @@ def test_disagreeing_history_is_counted(tmp_path):
 def test_malformed_literal(tmp_path, history, problem):
     path = write_minionerec(tmp_path, _rows_for("A1", [0, 1, 2, 3]))
     lines = path.read_text().splitlines()
-    lines[2] = lines[2].replace('"[0]"', f'"{history}"').replace(",[0],", f',"{history}",')
+    lines[1] = lines[1].replace(",[0],", f',"{history}",')  # the first row's history_item_id
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=problem) as err:
         read_source("d3", [path])
-    assert err.value.line == 3
+    assert err.value.line == 2
     log = read_source("d3", [path], skip_bad_lines=True)
     assert log.bad_lines.to_dict()["total"] == 1 and len(log.interactions) == 4
 

@@ -1,0 +1,103 @@
+"""Pipeline planning, skipping, resuming and forcing, with stage actions replaced by recorders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llm2rec import pipeline as pl
+from llm2rec.config import load_config
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    calls = []
+
+    def fake(pipe, stage, resume):
+        calls.append((stage.name, resume))
+        if stage.output.suffix == ".npy":
+            stage.output.parent.mkdir(parents=True, exist_ok=True)
+            stage.output.write_bytes(b"x")
+        else:
+            stage.output.mkdir(parents=True, exist_ok=True)
+            if stage.name.startswith("seqrec:"):
+                metrics = {"recall@10": {"mean": 0.1, "std": 0.0, "per_seed": [0.1]}}
+                (stage.output / "results.json").write_text(json.dumps({"metrics": metrics}))
+            if stage.name == "dataset":
+                counts = {
+                    "users": 1,
+                    "items": 1,
+                    "interactions": 1,
+                    "mean_sequence_length": 1.0,
+                    "density": 1.0,
+                }
+                (stage.output / "manifest.json").write_text(
+                    json.dumps({"source": {"format": "x"}, "counts": counts})
+                )
+
+    for name in ("_run_prepare", "_run_training", "_run_embed", "_run_seqrec"):
+        monkeypatch.setattr(pl, name, fake)
+    monkeypatch.setattr("llm2rec.report.write_report", lambda run_dir: None)
+    return calls
+
+
+def _plan(cfg, tmp_path, force=None):
+    return pl.Pipeline(cfg, tmp_path / "run", force)
+
+
+def test_plan_includes_only_needed_training_stages(tmp_path, recorder):
+    cfg = load_config(None, ["encoders=[id, csft]"])
+    names = list(_plan(cfg, tmp_path).stages)
+    assert names == ["dataset", "csft", "embed:csft", "seqrec:id:sasrec", "seqrec:csft:sasrec"]
+    cfg = load_config(None, ["encoders=[minilm, raw-mean]"])
+    assert "csft" not in _plan(cfg, tmp_path).stages
+
+
+def test_rerun_skips_and_changes_invalidate_downstream(tmp_path, recorder):
+    cfg = load_config(None, ["encoders=[id, csft-mntp]"])
+    _plan(cfg, tmp_path).run()
+    first = [name for name, _ in recorder]
+    assert first[:3] == ["dataset", "csft", "mntp"]
+    recorder.clear()
+    _plan(cfg, tmp_path).run()
+    assert recorder == []  # everything up to date
+    cfg2 = load_config(None, ["encoders=[id, csft-mntp]", "mntp.lr=0.1"])
+    _plan(cfg2, tmp_path).run()
+    assert [n for n, _ in recorder] == ["mntp", "embed:csft-mntp", "seqrec:csft-mntp:sasrec"]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [(e["encoder"], e["recommender"]) for e in results["entries"]] == [
+        ("id", "sasrec"),
+        ("csft-mntp", "sasrec"),
+    ]
+
+
+def test_force_reruns_stage_and_dependents(tmp_path, recorder):
+    cfg = load_config(None, ["encoders=[id, csft]"])
+    _plan(cfg, tmp_path).run()
+    recorder.clear()
+    _plan(cfg, tmp_path, force=["csft"]).run()
+    assert [n for n, _ in recorder] == ["csft", "embed:csft", "seqrec:csft:sasrec"]
+
+
+def test_interrupted_stage_resumes(tmp_path, recorder, monkeypatch):
+    cfg = load_config(None, ["encoders=[csft]"])
+    original = pl._run_training
+
+    def crash(pipe, stage, resume):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pl, "_run_training", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _plan(cfg, tmp_path).run()
+    monkeypatch.setattr(pl, "_run_training", original)
+    recorder.clear()
+    _plan(cfg, tmp_path).run()
+    assert recorder[0] == ("csft", True)  # resumed, not restarted
+
+
+def test_unknown_force_is_refused(tmp_path):
+    from llm2rec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown stage"):
+        _plan(load_config(None, ["encoders=[id]"]), tmp_path, force=["nope"])

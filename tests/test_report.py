@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from llm2rec.report import results_table, write_report
+
+
+def _entry(encoder, r10):
+    keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+    return {"encoder": encoder, "recommender": "sasrec", "description": encoder,
+            "metrics": {k: {"mean": r10, "std": 0.001, "per_seed": [r10]} for k in keys}}  # fmt: skip
+
+
+def _results():
+    dataset = {"source": "builtin", "users": 10, "items": 5, "interactions": 50, "mean_sequence_length": 5.0,
+               "density": 1.0}  # fmt: skip
+    return {"dataset": dataset, "model": "tiny", "preset": "cpu", "seeds": [1],
+            "entries": [_entry("id", 0.1), _entry("llm2rec", 0.2)]}  # fmt: skip
+
+
+def test_best_per_column_is_bold():
+    lines = results_table(_results())
+    assert "**0.2000 ± 0.0010**" in lines[-1] and "**" not in lines[-2]
+
+
+def test_report_files(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_results()))
+    (tmp_path / "csft").mkdir()
+    events = [{"split": "train", "step": s, "loss": 3.0 - s / 10} for s in range(1, 6)]
+    events.append({"split": "eval", "step": 5, "loss": 2.5})
+    (tmp_path / "csft" / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (tmp_path / "pipeline.json").write_text(json.dumps({"csft": {"wall_seconds": 12.5}}))
+    md = write_report(tmp_path).read_text()
+    assert "![csft](plots/csft_loss.png)" in md and "| csft | 12.5 |" in md and "Table 3" in md
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "<table>" in html
+    assert (tmp_path / "plots" / "results.png").stat().st_size > 1000
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        write_report(tmp_path)
