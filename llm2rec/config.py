@@ -31,6 +31,7 @@ DEFAULTS: dict = {
         "cutoffs": [1628643414042, 1658002729837],
         "min_rating": None,
         "skip_bad_lines": False,
+        "keep_duplicates": False,
         "options": {},
         "num_users": 3000,
         "num_items": 1500,

@@ -224,7 +224,12 @@ def _run_prepare(pipe: Pipeline, stage: Stage, resume: bool) -> None:
 
     d = pipe.cfg["dataset"]
     settings = ProtocolSettings(
-        d["kcore"], d["max_history"], d["split"], tuple(d["cutoffs"]), d["min_rating"]
+        d["kcore"],
+        d["max_history"],
+        d["split"],
+        tuple(d["cutoffs"]),
+        d["min_rating"],
+        dedup=not d["keep_duplicates"],
     )
     settings.validate()
     options = d["options"] if isinstance(d["options"], dict) else parse_options(d["options"])

@@ -41,6 +41,9 @@ def prepare(
     skip_bad_lines: bool = typer.Option(
         False, help="Skip and count malformed input lines instead of failing."
     ),
+    keep_duplicates: bool = typer.Option(
+        False, help="Keep repeated (user, item) events (default: keep only the earliest)."
+    ),
     option: list[str] = typer.Option(None, "--option", help="Reader option key=value (repeatable)."),
     num_users: int = typer.Option(3000, help="builtin only: number of synthetic users."),
     num_items: int = typer.Option(1500, help="builtin only: number of synthetic items."),
@@ -51,7 +54,9 @@ def prepare(
     from llm2rec.data.protocol import ProtocolSettings
     from llm2rec.data.protocol import prepare as run_prepare
 
-    settings = ProtocolSettings(kcore, max_history, split, tuple(cutoffs), min_rating)
+    settings = ProtocolSettings(
+        kcore, max_history, split, tuple(cutoffs), min_rating, dedup=not keep_duplicates
+    )
     settings.validate()
     paths = [*(inputs or []), *(more_inputs or [])]
     raw = load_raw(

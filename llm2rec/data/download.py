@@ -79,8 +79,11 @@ def resolve_category(category: str) -> str:
         for c in difflib.get_close_matches(_fold(category), folded, n=3, cutoff=0.5)
         if folded[c] not in close
     ]
-    hint = f"; did you mean {', '.join(folded.get(c, c) for c in close)}?" if close else ""
-    raise DownloadError(f"unknown Amazon 2023 category {category!r}{hint} (known: {', '.join(CATEGORIES)})")
+    if close:
+        hint = f"did you mean {', '.join(folded.get(c, c) for c in close)}?"
+    else:
+        hint = f"known categories: {', '.join(CATEGORIES)}"
+    raise DownloadError(f"unknown Amazon 2023 category {category!r}; {hint}")
 
 
 def _fold(name: str) -> str:

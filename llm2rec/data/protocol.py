@@ -49,6 +49,8 @@ class ProtocolSettings:
     cutoffs: tuple[int, int] = AMAZON2023_CUTOFFS
     min_rating: float | None = None
     min_sequence_length: int = 3
+    dedup: bool = True
+    """Keep only the earliest of repeated (user, item) events; off reproduces data shipped with repeats."""
 
     def validate(self) -> None:
         if self.split not in SPLIT_CHOICES:
@@ -100,7 +102,7 @@ def _filter_interactions(
         dropped["below_min_rating"] = int(low.sum())
         df = df[~low]
     df = df.sort_values(["user", "timestamp", "pos"], kind="stable")
-    dup = df.duplicated(["user", "item"], keep="first")
+    dup = df.duplicated(["user", "item"], keep="first") if s.dedup else pd.Series(False, index=df.index)
     dropped["duplicate_events"] = int(dup.sum())
     return df[~dup]
 

@@ -113,7 +113,8 @@ def read_csv_table(path: Path, bad: BadLines, *, sep: str | None = None, header:
     if sep is None:
         sep = "\t" if ".tsv" in path.name or ".tab" in path.name else ","
     kwargs = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                  header=0 if header else None, names=names, quoting=csv.QUOTE_MINIMAL)
+                  header=0 if header else None, names=names, quoting=csv.QUOTE_MINIMAL,
+                  index_col=False)  # never turn a surplus first field into the index
     try:
         return _read_csv_reporting_bad_rows(path, bad, path, kwargs)
     except UnicodeDecodeError:
@@ -138,6 +139,8 @@ def _read_csv_reporting_bad_rows(path: Path, bad: BadLines, source, kwargs: dict
             raise
         raise DataFormatError(path, f"cannot parse as a table: {_one_line(exc)}") from exc
     for warning in caught:
+        if "does not match length of data" in str(warning.message):
+            raise DataFormatError(path, "the rows have more fields than the header row", 2)
         for match in _PANDAS_LINE.finditer(str(warning.message)):
             bad.handle(path, int(match.group(1)), "row has the wrong number of fields")
     return df

@@ -100,3 +100,10 @@ def test_read_csv_table_empty(tmp_path):
     path.write_text("")
     with pytest.raises(DataFormatError, match="empty"):
         read_csv_table(path, BadLines())
+
+
+def test_read_csv_table_surplus_field_is_not_an_index(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2,3\n4,5,6\n")
+    with pytest.raises(DataFormatError, match="more fields than the header"):
+        read_csv_table(path, BadLines(skip=True))

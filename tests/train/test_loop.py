@@ -1,0 +1,208 @@
+"""The shared training loop: data order, exact resume, DDP equivalence, best/last selection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llm2rec.errors import ConfigError
+from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+from llm2rec.train.loop import LoopConfig, micro_batches_for, plan_epoch, train_loop
+
+TEXTS = [f"Safety Goggles {i}, Nitrile Gloves {'Large ' * (i % 5)}{i * 7 % 13}" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return make_tiny_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def lm_data(tokenizer):
+    return [{"input_ids": tokenizer(t).input_ids} for t in TEXTS]
+
+
+def make_collate(tokenizer):
+    def collate(items):
+        return dict(tokenizer.pad({"input_ids": [x["input_ids"] for x in items]}, return_tensors="pt"))
+
+    return collate
+
+
+class CountingLoss:
+    """Plain causal-LM loss that can simulate a crash (KeyboardInterrupt) on its n-th call."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.calls, self.fail_at = 0, fail_at
+
+    def __call__(self, model, batch, accelerator):
+        self.calls += 1
+        if self.fail_at is not None and self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        return model(**batch, labels=labels).loss, {"calls": float(self.calls)}
+
+
+def weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(Path(model_dir) / "model.safetensors")
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def config(**overrides) -> LoopConfig:
+    settings = dict(max_steps=6, effective_batch=8, micro_batch=4, lr=1e-2, log_every=1, progress=False)
+    settings.update(overrides)
+    return LoopConfig(**settings)
+
+
+# ------------------------------------------------------------------------------------------------- data order
+def test_plan_epoch_is_a_deterministic_partition():
+    cfg = config(effective_batch=8)
+    batches = plan_epoch(43, cfg, epoch=0)
+    assert len(batches) == 5 and all(len(b) == 8 for b in batches)
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == 40 and set(flat) <= set(range(43))
+    assert plan_epoch(43, cfg, epoch=0) == batches
+    assert plan_epoch(43, cfg, epoch=1) != batches
+
+
+def test_length_grouping_reduces_padding():
+    lengths = [(i * 37) % 50 + 1 for i in range(400)]
+    cfg = config(effective_batch=16, micro_batch=4)
+
+    def padding(batches):
+        padded = sum(
+            max(lengths[i] for i in mb) * len(mb) for b in batches for mb in micro_batches_for(b, 4, 0, 1)
+        )
+        return 1 - sum(lengths[i] for b in batches for i in b) / padded
+
+    plain = padding(plan_epoch(400, cfg, 0))
+    grouped_batches = plan_epoch(400, config(effective_batch=16, micro_batch=4, length_grouped=True), 0, lengths)
+    assert sorted(i for b in grouped_batches for i in b) == list(range(400))
+    assert padding(grouped_batches) < plain / 3
+
+
+def test_micro_batches_are_dealt_round_robin():
+    batch = list(range(8))
+    assert micro_batches_for(batch, 2, 0, 1) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert micro_batches_for(batch, 2, 0, 2) == [[0, 1], [4, 5]]
+    assert micro_batches_for(batch, 2, 1, 2) == [[2, 3], [6, 7]]
+
+
+def test_config_rejects_bad_batch_sizes():
+    with pytest.raises(ConfigError):
+        config(effective_batch=8, micro_batch=3).accumulation_steps(1)
+    with pytest.raises(ConfigError):
+        config(effective_batch=2, micro_batch=4)
+    with pytest.raises(ConfigError):
+        config(keep="first")
+
+
+# ------------------------------------------------------------------------------------------------- training
+def test_training_lowers_loss_and_keeps_best(tmp_path, tokenizer, lm_data):
+    model = make_tiny_model("qwen2", tokenizer)
+    cfg = config(max_steps=8, eval_every=4, log_every=2)
+    result = train_loop(model, lm_data, make_collate(tokenizer), CountingLoss(), cfg, tmp_path / "run",
+                        eval_dataset=lm_data[:8], tokenizer=tokenizer)
+    evals = [e for e in result.history if e["split"] == "eval"]
+    assert [e["step"] for e in evals] == [0, 4, 8]
+    assert evals[-1]["loss"] < evals[0]["loss"]
+    assert result.best_step == min(evals, key=lambda e: e["loss"])["step"]
+    assert result.chosen_dir == tmp_path / "run" / "best"
+    train_logs = [e for e in result.history if e["split"] == "train"]
+    assert all(e["tokens_per_s"] > 0 for e in train_logs)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == result.history
+    # A re-run of a finished run returns at once, without training (the loss would be called).
+    loss = CountingLoss()
+    again = train_loop(model, lm_data, make_collate(tokenizer), loss, cfg, tmp_path / "run")
+    assert loss.calls == 0 and again.best_step == result.best_step
+
+
+def test_keep_last_hands_on_the_last_model(tmp_path, tokenizer, lm_data):
+    cfg = config(max_steps=2, keep="last", eval_every=1)
+    result = train_loop(make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
+                        cfg, tmp_path / "run", eval_dataset=lm_data[:4], tokenizer=tokenizer)
+    assert result.chosen_dir == tmp_path / "run" / "last"
+    assert not (tmp_path / "run" / "best").exists()
+
+
+def test_resume_continues_as_if_never_stopped(tmp_path, tokenizer, lm_data):
+    # Dropout on, so the restored RNG state matters as much as weights, optimizer and data position.
+    def fresh_model(seed=0):
+        return make_tiny_model("llama", tokenizer, attention_dropout=0.3, seed=seed)
+
+    cfg = config(max_steps=6, save_every=3, eval_every=2, length_grouped=True)
+    collate = make_collate(tokenizer)
+    kwargs = dict(eval_dataset=lm_data[:6], tokenizer=tokenizer)
+    straight = train_loop(fresh_model(), lm_data, collate, CountingLoss(), cfg, tmp_path / "a", **kwargs)
+
+    # Calls: eval@0 = 2, steps 1-2 = 4, eval@2 = 2, step 3 = 2 (checkpoint), so call 12 is inside step 4.
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(fresh_model(), lm_data, collate, CountingLoss(fail_at=12), cfg, tmp_path / "b", **kwargs)
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["step-000003"]
+    # Different initial weights: everything must come from the checkpoint.
+    resumed = train_loop(fresh_model(seed=7), lm_data, collate, CountingLoss(), cfg, tmp_path / "b", **kwargs)
+
+    assert max_diff(weights(straight.last_dir), weights(resumed.last_dir)) < 1e-6
+    drop_calls = [{k: v for k, v in e.items() if k not in ("calls", "tokens_per_s", "mfu")} for e in straight.history]
+    assert drop_calls == [
+        {k: v for k, v in e.items() if k not in ("calls", "tokens_per_s", "mfu")} for e in resumed.history
+    ]
+
+
+def test_resume_refuses_a_changed_data_order(tmp_path, tokenizer, lm_data):
+    collate = make_collate(tokenizer)
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(make_tiny_model("llama", tokenizer), lm_data, collate, CountingLoss(fail_at=5),
+                   config(save_every=1), tmp_path / "run")
+    with pytest.raises(ConfigError, match="seed"):
+        train_loop(make_tiny_model("llama", tokenizer), lm_data, collate, CountingLoss(),
+                   config(save_every=1, seed=1), tmp_path / "run")
+
+
+_DDP_WORKER = """
+import sys, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests_dir!r})
+from test_loop import TEXTS, CountingLoss, make_collate
+from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+from llm2rec.train.loop import LoopConfig, train_loop
+tok = make_tiny_tokenizer()
+data = [{{"input_ids": tok(t).input_ids}} for t in TEXTS]
+cfg = LoopConfig(max_steps=3, effective_batch=8, micro_batch=2, lr=1e-2, progress=False, length_grouped=True)
+train_loop(make_tiny_model("qwen2", tok, attention_dropout=0.0), data, make_collate(tok), CountingLoss(), cfg,
+           sys.argv[1], eval_dataset=data[:6], tokenizer=tok)
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_equals_one_process(tmp_path, tokenizer, lm_data):
+    cfg = config(max_steps=3, effective_batch=8, micro_batch=2, length_grouped=True)
+    single = train_loop(make_tiny_model("qwen2", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
+                        cfg, tmp_path / "one", eval_dataset=lm_data[:6], tokenizer=tokenizer)
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(textwrap.dedent(_DDP_WORKER.format(tests_dir=str(Path(__file__).parent))))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+           str(worker), str(tmp_path / "two")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    assert max_diff(weights(single.last_dir), weights(tmp_path / "two" / "last")) < 1e-5
+    two = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    ours = [e for e in single.history if e["split"] == "eval"]
+    theirs = [e for e in two if e["split"] == "eval"]
+    assert [e["loss"] for e in theirs] == pytest.approx([e["loss"] for e in ours], rel=1e-5)
