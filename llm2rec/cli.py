@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "llm2rec.pipeline_commands",
     "llm2rec.seqrec.commands",
     "llm2rec.iem_commands",
+    "llm2rec.train.commands",
 ]
 
 for _name in COMMAND_MODULES:

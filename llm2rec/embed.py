@@ -70,9 +70,11 @@ def _distributed_state():
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    # accelerate treats a CPU-only multi-process launch as distributed only when told cpu=True
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def embed_items(

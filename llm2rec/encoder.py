@@ -111,7 +111,9 @@ class Encoder:
         bidirectional + mean); a model without a record is causal, and then pools its last token.
         ``dtype`` defaults to bfloat16 on GPU and float32 on CPU.
         """
-        ref = str(path)
+        from llm2rec.train.mntp import resolve_model_dir
+
+        ref = resolve_model_dir(path) if not str(path).startswith(ST_PREFIX) else str(path)
         if ref.startswith(ST_PREFIX) or (Path(ref).is_dir() and (Path(ref) / "modules.json").is_file()):
             if pooling is not None or bidirectional is not None:
                 log.warning("pooling/bidirectional are fixed by the sentence-transformers model; ignored")
@@ -177,6 +179,32 @@ class Encoder:
             "bidirectional": self.bidirectional,
             "dim": self.dim,
         }
+
+    def save_sentence_transformers(self, out_dir: str | Path) -> Path:
+        """Export as a sentence-transformers model, so ``SentenceTransformer(out_dir)`` gives these vectors.
+
+        Mean pooling only (sentence-transformers' mean pools every attended token, which equals ours when
+        the tokenizer adds no special tokens: Qwen2, SmolLM2). The attention mode travels in config.json.
+        """
+        import tempfile
+
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+        from llm2rec.io import atomic_dir
+
+        if self.pooling != "mean":
+            raise ConfigError("only mean-pooled encoders can be exported to sentence-transformers")
+        out_dir = Path(out_dir)
+        with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as staging:
+            self.model.save_pretrained(staging)
+            self.tokenizer.save_pretrained(staging)
+            transformer = Transformer(staging, max_seq_length=self.max_length)
+            pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+            model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+            with atomic_dir(out_dir, overwrite=True) as tmp:
+                model.save(str(tmp))
+        return out_dir
 
     def _tokenize(self, texts: list[str]) -> list[dict]:
         enc = self.tokenizer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -120,7 +121,8 @@ def embed(
         batch_size=batch_size,
         max_length=max_length,
     )
-    typer.echo(f"item embeddings written to {path}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"item embeddings written to {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -134,7 +134,7 @@ def test_two_processes_equal_one(tiny_encoder_dir, dataset_dir, tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "llm2rec.cli", "embed", "--encoder", str(tiny_encoder_dir), "--dataset", str(dataset_dir),
         "--out", str(tmp_path / "two.npy"), "--batch-size", "4",
     ]  # fmt: skip

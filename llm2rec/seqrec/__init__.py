@@ -7,7 +7,9 @@ that ``llm2rec --help`` stays fast.
 from __future__ import annotations
 
 
-def run_seqrec(dataset_dir, model: str = "sasrec", embeddings=None, seeds=(2024, 2025, 2026), out_dir=None, **kw):
+def run_seqrec(
+    dataset_dir, model: str = "sasrec", embeddings=None, seeds=(2024, 2025, 2026), out_dir=None, **kw
+):
     """Train and evaluate ``model`` on a prepared dataset over ``seeds``; see :func:`llm2rec.seqrec.run.run_seqrec`."""
     from llm2rec.seqrec.run import run_seqrec as _run
 

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
 
 
 def seqrec(
-    dataset: Path = typer.Option(..., "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."),
+    dataset: Path = typer.Option(
+        ..., "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."
+    ),
     model: str = typer.Option("sasrec", "--model", "-m", help="sasrec, gru4rec, pop or random."),
     out: Path = typer.Option(..., "--out", "-o", help="Results directory (written atomically)."),
     embeddings: Path | None = typer.Option(
@@ -42,7 +44,9 @@ def seqrec(
     heads: int = typer.Option(2, help="SASRec attention heads."),
     ffn: int | None = typer.Option(None, help="SASRec feed-forward size (default: 2 × hidden)."),
     dropout: float = typer.Option(0.3, help="Dropout."),
-    supervise: str = typer.Option("all", help="all: every prefix of the training part; last: last item only."),
+    supervise: str = typer.Option(
+        "all", help="all: every prefix of the training part; last: last item only."
+    ),
     exclude_history: bool = typer.Option(False, "--exclude-history", help="Remove seen items from rankings."),
     std: str = typer.Option("population", help="Std over seeds: population (the paper's) or sample."),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (default: cuda when available)."),
@@ -53,10 +57,9 @@ def seqrec(
     """Train and evaluate a sequential recommender with exact full ranking; writes OUT/results.json."""
     import torch
 
+    from llm2rec.errors import ConfigError
     from llm2rec.seqrec.results import markdown_table
     from llm2rec.seqrec.run import run_seqrec
-
-    from llm2rec.errors import ConfigError
 
     if threads:
         torch.set_num_threads(threads)

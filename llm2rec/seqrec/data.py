@@ -110,7 +110,9 @@ def pad_right(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: 
     return torch.from_numpy(padded.astype(np.int64))
 
 
-def training_examples(train_sequences: list[np.ndarray], max_history: int, supervise: str = "all") -> Examples:
+def training_examples(
+    train_sequences: list[np.ndarray], max_history: int, supervise: str = "all"
+) -> Examples:
     """Examples from each user's training part; see the module docstring for ``supervise``."""
     seq_lengths = np.array([len(s) for s in train_sequences], dtype=np.int64)
     flat = np.concatenate(train_sequences).astype(np.int64) if len(train_sequences) else np.zeros(0, np.int64)

@@ -145,7 +145,9 @@ class ItemEncoder(nn.Module):
     ):
         super().__init__()
         if item_repr not in ITEM_REPRS:
-            raise ConfigError(f"item representation must be one of {', '.join(ITEM_REPRS)}, not {item_repr!r}")
+            raise ConfigError(
+                f"item representation must be one of {', '.join(ITEM_REPRS)}, not {item_repr!r}"
+            )
         self.num_items, self.hidden, self.item_repr = num_items, hidden, item_repr
         self.id_embedding = None
         if item_repr in ("id", "text+id"):
@@ -153,7 +155,9 @@ class ItemEncoder(nn.Module):
             _init_id_embedding(self.id_embedding, id_init)
         if item_repr in ("text", "text+id"):
             if vectors is None:
-                raise ConfigError(f"item representation {item_repr!r} needs an embeddings file (--embeddings)")
+                raise ConfigError(
+                    f"item representation {item_repr!r} needs an embeddings file (--embeddings)"
+                )
             if vectors.shape[0] != num_items + 1:
                 raise ConfigError(f"vectors have {vectors.shape[0]} rows, expected {num_items + 1}")
             tensor = torch.as_tensor(np.asarray(vectors, dtype=np.float32))

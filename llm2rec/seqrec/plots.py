@@ -23,7 +23,9 @@ def plot_curve(curve: list[dict], path: str | Path, valid_metric: str, title: st
     ax_valid.set(xlabel="epoch", ylabel=f"valid {valid_metric}")
     if evaluated:
         best = max(evaluated, key=lambda p: p[key])
-        ax_valid.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1, label=f"best: {best['epoch']}")
+        ax_valid.axvline(
+            best["epoch"], color="grey", linestyle="--", linewidth=1, label=f"best: {best['epoch']}"
+        )
         ax_valid.legend()
     fig.suptitle(title)
     fig.tight_layout()

@@ -19,7 +19,9 @@ def popularity_vectors(item_counts: np.ndarray, num_rows: int) -> tuple[torch.Te
     return torch.ones(num_rows, 1), items
 
 
-def random_vectors(num_rows: int, num_items: int, seed: int, dim: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def random_vectors(
+    num_rows: int, num_items: int, seed: int, dim: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-user random scores (Gaussian factors: continuous, so no ties); expected Recall@K ≈ K/N."""
     generator = torch.Generator().manual_seed(seed)
     users = torch.randn(num_rows, dim, generator=generator)

@@ -25,7 +25,11 @@ def aggregate(per_seed: Sequence[dict[str, float]], std: str = "population") -> 
     for key in per_seed[0]:
         values = np.array([run[key] for run in per_seed], dtype=np.float64)
         ddof = 1 if std == "sample" and len(values) > 1 else 0
-        out[key] = {"mean": float(values.mean()), "std": float(values.std(ddof=ddof)), "per_seed": values.tolist()}
+        out[key] = {
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=ddof)),
+            "per_seed": values.tolist(),
+        }
     return out
 
 
@@ -54,7 +58,9 @@ def metrics_csv(metrics: dict[str, dict], seeds: Sequence) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["metric", "mean", "std", *[f"seed_{s}" for s in seeds]])
     for key, entry in metrics.items():
-        writer.writerow([key, f"{entry['mean']:.6f}", f"{entry['std']:.6f}", *[f"{v:.6f}" for v in entry["per_seed"]]])
+        writer.writerow(
+            [key, f"{entry['mean']:.6f}", f"{entry['std']:.6f}", *[f"{v:.6f}" for v in entry["per_seed"]]]
+        )
     return buffer.getvalue()
 
 

@@ -74,7 +74,9 @@ class SeqRecConfig:
         if self.item_repr != "id" and not has_embeddings and self.model not in BASELINES:
             raise ConfigError(f"item representation {self.item_repr!r} needs --embeddings FILE.npy")
         if self.train.valid_metric not in metric_keys(self.train.ks):
-            raise ConfigError(f"valid metric {self.train.valid_metric!r} is not one of {metric_keys(self.train.ks)}")
+            raise ConfigError(
+                f"valid metric {self.train.valid_metric!r} is not one of {metric_keys(self.train.ks)}"
+            )
         if self.train.epochs < 1 or self.train.eval_every < 1 or self.train.patience < 1:
             raise ConfigError("epochs, eval_every and patience must all be ≥ 1")
 
@@ -163,7 +165,12 @@ def run_one_seed(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None,
     result = fit(model, data, cfg.train, seed)
     tick = time.perf_counter()
     test = evaluate(
-        model, data.test, cfg.train.ks, cfg.train.exclude_history, cfg.train.eval_batch_size, cfg.train.memory_budget
+        model,
+        data.test,
+        cfg.train.ks,
+        cfg.train.exclude_history,
+        cfg.train.eval_batch_size,
+        cfg.train.memory_budget,
     )
     return {
         "seed": seed,

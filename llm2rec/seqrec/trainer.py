@@ -109,15 +109,34 @@ def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: 
             total, batches = total + loss.item(), batches + 1
         point = {"epoch": epoch, "loss": total / batches, "seconds": time.perf_counter() - tick}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            valid = evaluate(model, data.valid, cfg.ks, cfg.exclude_history, cfg.eval_batch_size, cfg.memory_budget)
+            valid = evaluate(
+                model, data.valid, cfg.ks, cfg.exclude_history, cfg.eval_batch_size, cfg.memory_budget
+            )
             point.update({f"valid_{k}": v for k, v in valid.items()})
             if valid[cfg.valid_metric] > best_score:
                 best_score, best_epoch, best_valid = valid[cfg.valid_metric], epoch, valid
                 best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(loss=f"{point['loss']:.3f}", valid=f"{valid[cfg.valid_metric]:.4f}", best=best_epoch)
+            bar.set_postfix(
+                loss=f"{point['loss']:.3f}", valid=f"{valid[cfg.valid_metric]:.4f}", best=best_epoch
+            )
+            log.debug(
+                "epoch %d: loss %.4f, valid %s %.4f (best %.4f at epoch %d)",
+                epoch,
+                point["loss"],
+                cfg.valid_metric,
+                valid[cfg.valid_metric],
+                best_score,
+                best_epoch,
+            )
         curve.append(point)
         if best_state is not None and epoch - best_epoch >= cfg.patience:
-            log.info("early stop at epoch %d; best %s %.4f at epoch %d", epoch, cfg.valid_metric, best_score, best_epoch)
+            log.info(
+                "early stop at epoch %d; best %s %.4f at epoch %d",
+                epoch,
+                cfg.valid_metric,
+                best_score,
+                best_epoch,
+            )
             break
     bar.close()
     model.load_state_dict(best_state)

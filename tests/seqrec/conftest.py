@@ -13,7 +13,9 @@ import pytest
 from llm2rec.data.dataset import Dataset
 
 
-def write_loo_dataset(root: Path, sequences: list[list[int]], num_items: int, max_history: int = 10) -> Dataset:
+def write_loo_dataset(
+    root: Path, sequences: list[list[int]], num_items: int, max_history: int = 10
+) -> Dataset:
     """Leave-one-out: last item = test, second-to-last = valid, the rest = train (every sequence ≥ 3 long)."""
     root.mkdir(parents=True, exist_ok=True)
     items = pd.DataFrame(
@@ -38,7 +40,9 @@ def write_loo_dataset(root: Path, sequences: list[list[int]], num_items: int, ma
         n = len(seq)
         for t in range(1, n):
             split = "test" if t == n - 1 else "valid" if t == n - 2 else "train"
-            rows[split].append({"user": user, "history": list(seq[max(0, t - max_history) : t]), "target": seq[t]})
+            rows[split].append(
+                {"user": user, "history": list(seq[max(0, t - max_history) : t]), "target": seq[t]}
+            )
     items.to_parquet(root / "items.parquet")
     seqs.to_parquet(root / "sequences.parquet")
     for split, split_rows in rows.items():

@@ -68,12 +68,16 @@ def test_chunked_ranks_match_a_per_user_loop(num_users, num_items, budget, seed)
     users = torch.randint(-2, 3, (num_users, 3), generator=gen).float()
     items = torch.randint(-2, 3, (num_items, 3), generator=gen).float()
     targets = torch.randint(1, num_items + 1, (num_users,), generator=gen)
-    seen = [np.unique(np.random.default_rng(seed + u).integers(1, num_items + 1, 3)) for u in range(num_users)]
+    seen = [
+        np.unique(np.random.default_rng(seed + u).integers(1, num_items + 1, 3)) for u in range(num_users)
+    ]
     exclude = (np.concatenate([[0], np.cumsum([len(s) for s in seen])]), np.concatenate(seen))
     got = full_ranking_ranks(users, items, targets, exclude, memory_budget=budget)
     for u in range(num_users):
         scores = (items @ users[u]).tolist()
         t = int(targets[u])
         excluded = set(seen[u].tolist()) - {t}
-        expected = 1 + sum(1 for j in range(1, num_items + 1) if j not in excluded and scores[j - 1] > scores[t - 1])
+        expected = 1 + sum(
+            1 for j in range(1, num_items + 1) if j not in excluded and scores[j - 1] > scores[t - 1]
+        )
         assert int(got[u]) == expected

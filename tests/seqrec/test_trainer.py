@@ -32,7 +32,9 @@ def test_early_stopping_restores_the_best_epoch(cyclic_dataset, monkeypatch):
     state = model.state_dict()
     for key, value in snapshots[2].items():
         torch.testing.assert_close(state[key], value)
-    assert not torch.equal(state["item_encoder.id_embedding.weight"], snapshots[5]["item_encoder.id_embedding.weight"])
+    assert not torch.equal(
+        state["item_encoder.id_embedding.weight"], snapshots[5]["item_encoder.id_embedding.weight"]
+    )
 
 
 def test_eval_every_k_epochs(cyclic_dataset):
@@ -48,7 +50,12 @@ def test_sasrec_learns_a_deterministic_sequence(cyclic_dataset):
     torch.manual_seed(0)
     model = _small_sasrec(data)
     before = evaluate(model, data.test)
-    fit(model, data, TrainConfig(epochs=15, lr=1e-2, patience=100, valid_metric="ndcg@5", progress=False), seed=0)
+    fit(
+        model,
+        data,
+        TrainConfig(epochs=15, lr=1e-2, patience=100, valid_metric="ndcg@5", progress=False),
+        seed=0,
+    )
     after = evaluate(model, data.test)
     assert before["recall@5"] < 0.5 and after["recall@5"] > 0.95
 
@@ -83,5 +90,10 @@ def test_gru4rec_trains_and_predicts(cyclic_dataset):
     data = SeqRecData.from_dataset(cyclic_dataset)
     torch.manual_seed(0)
     model = GRU4Rec(ItemEncoder(data.num_items, 32, "id", id_init="xavier"), hidden=32, layers=2, dropout=0.1)
-    fit(model, data, TrainConfig(epochs=10, lr=1e-2, patience=100, valid_metric="ndcg@5", progress=False), seed=0)
+    fit(
+        model,
+        data,
+        TrainConfig(epochs=10, lr=1e-2, patience=100, valid_metric="ndcg@5", progress=False),
+        seed=0,
+    )
     assert evaluate(model, data.test)["recall@5"] > 0.9

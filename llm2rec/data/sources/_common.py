@@ -72,7 +72,7 @@ def iter_text_lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
         try:
             for number, raw in enumerate(fh, start=1):  # noqa: B007 - number is used after the loop
                 try:
-                    text = raw.decode("utf-8")
+                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # -sig: drop a BOM
                 except UnicodeDecodeError as exc:
                     bad.handle(path, number, f"not valid UTF-8 (byte {exc.start})")
                     continue
@@ -102,8 +102,9 @@ def parse_literal_list(text: str) -> list:
 _PANDAS_LINE = re.compile(r"line (\d+)")
 
 
-def read_csv_table(path: Path, bad: BadLines, *, sep: str | None = None, header: bool = True,
-                   names: list[str] | None = None) -> pd.DataFrame:
+def read_csv_table(
+    path: Path, bad: BadLines, *, sep: str | None = None, header: bool = True, names: list[str] | None = None
+) -> pd.DataFrame:
     """Read a delimited text file (optionally .gz) into an all-``str`` DataFrame.
 
     ``sep=None`` guesses "," or tab from the file name. Empty fields stay ``""``. Rows with the wrong number of
@@ -112,9 +113,17 @@ def read_csv_table(path: Path, bad: BadLines, *, sep: str | None = None, header:
     check_not_empty(path)
     if sep is None:
         sep = "\t" if ".tsv" in path.name or ".tab" in path.name else ","
-    kwargs = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-                  header=0 if header else None, names=names, quoting=csv.QUOTE_MINIMAL,
-                  index_col=False)  # never turn a surplus first field into the index
+    kwargs = dict(
+        sep=sep,
+        dtype=str,
+        encoding="utf-8-sig",  # a leading BOM (Windows tools) must not become part of the first column name
+        keep_default_na=False,
+        na_filter=False,
+        header=0 if header else None,
+        names=names,
+        quoting=csv.QUOTE_MINIMAL,
+        index_col=False,
+    )  # never turn a surplus first field into the index
     try:
         return _read_csv_reporting_bad_rows(path, bad, path, kwargs)
     except UnicodeDecodeError:
@@ -130,8 +139,9 @@ def _read_csv_reporting_bad_rows(path: Path, bad: BadLines, source, kwargs: dict
         raise DataFormatError(path, "file holds no rows") from exc
     except pd.errors.ParserError as exc:
         line = _PANDAS_LINE.search(str(exc))
-        raise DataFormatError(path, f"malformed row: {_one_line(exc)}",
-                              int(line.group(1)) if line else None) from exc
+        raise DataFormatError(
+            path, f"malformed row: {_one_line(exc)}", int(line.group(1)) if line else None
+        ) from exc
     except GZIP_ERRORS as exc:
         raise DataFormatError(path, f"compressed file is truncated or corrupt ({exc})") from exc
     except (csv.Error, ValueError, OverflowError) as exc:
@@ -154,7 +164,7 @@ def _utf8_lines_only(path: Path, bad: BadLines) -> io.StringIO:
         try:
             for number, raw in enumerate(fh, start=1):  # noqa: B007
                 try:
-                    lines.append(raw.decode("utf-8"))
+                    lines.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
                 except UnicodeDecodeError as exc:
                     bad.handle(path, number, f"not valid UTF-8 (byte {exc.start})")
         except GZIP_ERRORS as exc:
@@ -242,20 +252,24 @@ def parse_rating(value) -> float:
 def timestamp_notes(converted: int, total: int) -> dict:
     if not converted:
         return {}
-    return {"timestamps_converted_from_seconds": converted,
-            "timestamp_note": f"{converted:,} of {total:,} timestamps were in seconds; converted to milliseconds"}
+    return {
+        "timestamps_converted_from_seconds": converted,
+        "timestamp_note": f"{converted:,} of {total:,} timestamps were in seconds; converted to milliseconds",
+    }
 
 
 # --------------------------------------------------------------------------- assembling
 
 
 def interactions_frame(users: list, items: list, timestamps, ratings) -> pd.DataFrame:
-    return pd.DataFrame({
-        "user": pd.Series(users, dtype=str),
-        "item": pd.Series(items, dtype=str),
-        "timestamp": np.asarray(timestamps, dtype=np.int64),
-        "rating": np.asarray(ratings, dtype=np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "user": pd.Series(users, dtype=str),
+            "item": pd.Series(items, dtype=str),
+            "timestamp": np.asarray(timestamps, dtype=np.int64),
+            "rating": np.asarray(ratings, dtype=np.float64),
+        }
+    )
 
 
 def items_frame(item_keys: Iterable[str], fields: dict[str, dict[str, str]]) -> pd.DataFrame:
@@ -301,11 +315,11 @@ def merge_row(sequence: list, history: list) -> tuple[int, int, bool]:
         return 0, 0, True
     if n == 0:
         return 0, 0, False
-    if n <= m and sequence[m - n:] == history:
+    if n <= m and sequence[m - n :] == history:
         return 0, n, True
-    if n > m and history[n - m:] == sequence:
+    if n > m and history[n - m :] == sequence:
         return n - m, n, True  # the row knows earlier items than the rows seen so far
     for k in range(min(n, m) - 1, 0, -1):
-        if sequence[m - k:] == history[:k]:
+        if sequence[m - k :] == history[:k]:
             return 0, k, False
     return 0, 0, False

@@ -21,6 +21,8 @@ from pathlib import Path
 from llm2rec.data.schema import BadLines, DataFormatError, RawLog
 from llm2rec.data.sources._common import (
     LITERAL_ERRORS,
+    MAX_TIMESTAMP_MS,
+    SECONDS_BELOW,
     check_options,
     describe_inputs,
     expand_inputs,
@@ -59,9 +61,13 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     check_options("amazon2023", options)
     reviews, metas = split_inputs(inputs)
     if not reviews:
-        raise DataFormatError(describe_inputs(inputs), "no review file found (expected <Category>.jsonl[.gz])")
+        raise DataFormatError(
+            describe_inputs(inputs), "no review file found (expected <Category>.jsonl[.gz])"
+        )
     if not metas:
-        raise DataFormatError(describe_inputs(inputs), "no metadata file found: titles come from meta_<Category>.jsonl[.gz]")
+        raise DataFormatError(
+            describe_inputs(inputs), "no metadata file found: titles come from meta_<Category>.jsonl[.gz]"
+        )
     users, items, times, ratings = [], [], [], []
     for path in reviews:
         read_reviews(path, bad, users, items, times, ratings)
@@ -73,8 +79,15 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     meta, meta_notes = read_meta_files(metas, bad, wanted=reviewed)
     notes = {"reviews": len(users), **meta_notes, **timestamp_notes(converted, len(users))}
     notes["items_without_metadata"] = sum(1 for k in reviewed if k not in meta["title"])
-    return RawLog(interactions=interactions, items=items_frame(reviewed, meta), source_files=reviews + metas,
-                  format="amazon2023", has_time=True, bad_lines=bad, notes=notes)
+    return RawLog(
+        interactions=interactions,
+        items=items_frame(reviewed, meta),
+        source_files=reviews + metas,
+        format="amazon2023",
+        has_time=True,
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 def read_reviews(path: Path, bad: BadLines, users: list, items: list, times: list, ratings: list) -> None:
@@ -89,6 +102,12 @@ def read_reviews(path: Path, bad: BadLines, users: list, items: list, times: lis
         if not isinstance(record, dict):
             bad.handle(path, number, "a review line must be a JSON object")
             continue
+        if _is_plain_2023_review(record):  # fast path: the released files' exact field names and types
+            users.append(record["user_id"])
+            items.append(record["parent_asin"])
+            times.append(record["timestamp"])
+            ratings.append(float(record["rating"]))
+            continue
         try:
             user = _key(record, USER_KEYS)
             item = _key(record, ITEM_KEYS)
@@ -101,6 +120,20 @@ def read_reviews(path: Path, bad: BadLines, users: list, items: list, times: lis
         items.append(item)
         times.append(when)
         ratings.append(rating)
+
+
+def _is_plain_2023_review(record: dict) -> bool:
+    user, item = record.get("user_id"), record.get("parent_asin")
+    when, rating = record.get("timestamp"), record.get("rating")
+    return (
+        type(user) is str
+        and user != ""
+        and type(item) is str
+        and item != ""
+        and type(when) is int
+        and SECONDS_BELOW <= when < MAX_TIMESTAMP_MS
+        and type(rating) in (float, int)
+    )
 
 
 def read_meta_files(paths: list[Path], bad: BadLines, wanted: dict | None = None) -> tuple[dict, dict]:
@@ -177,4 +210,3 @@ def _key(record: dict, keys: tuple[str, ...]) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
         raise KeyError(f"field {keys[0]!r} must be a non-empty string")
     return str(value)
-

@@ -8,8 +8,10 @@ Options: ``use_shipped_split`` (bool): keep the files' train/valid/test split (`
 then say that the shipped split is used as-is.
 
 The ``history`` column of ``*_w_his`` files repeats what the rows already hold (one row per interaction), so it
-is only checked: rows whose history differs from the user's earlier items in the given files are counted in
-``notes["history_disagreements"]`` (expected when some split files are not given).
+only completes and checks them: earlier items that a user's last history names but no given row holds (when
+the train file is not given) are added as train events 1 ms apart just before the user's first row
+(``notes["history_items_added"]``); rows whose history then still differs from the user's earlier distinct
+items are counted in ``notes["history_disagreements"]``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pandas as pd
 
 from llm2rec.data.schema import SPLITS, BadLines, DataFormatError, RawLog
 from llm2rec.data.sources._common import (
+    GZIP_ERRORS,
+    check_not_empty,
     check_options,
     describe_inputs,
     expand_inputs,
@@ -57,37 +61,54 @@ def read(inputs: list[Path], *, bad: BadLines, use_shipped_split: bool = False, 
     metas = [f for f in files if is_meta(f)]
     csvs = [f for f in files if not is_meta(f)]
     if not csvs:
-        raise DataFormatError(describe_inputs(inputs), "no benchmark CSV found (expected <Category>[.<split>].csv[.gz])")
+        raise DataFormatError(
+            describe_inputs(inputs), "no benchmark CSV found (expected <Category>[.<split>].csv[.gz])"
+        )
     if not metas:
         raise DataFormatError(
-            describe_inputs(inputs), "the benchmark CSVs carry no titles, and titles are needed: add the category's "
-            "meta_<Category>.jsonl[.gz] (e.g. `llm2rec data download <Category> --kind raw`) to the inputs"
+            describe_inputs(inputs),
+            "the benchmark CSVs carry no titles, and titles are needed: add the category's "
+            "meta_<Category>.jsonl[.gz] (e.g. `llm2rec data download <Category> --kind raw`) to the inputs",
         )
     splits = [split_of(f) for f in csvs]
     if use_shipped_split and None in splits:
         unsplit = csvs[splits.index(None)]
-        raise ConfigError(f"{unsplit} holds no split (not <Category>.train|valid|test.csv); cannot keep the "
-                          "shipped split")
+        raise ConfigError(
+            f"{unsplit} holds no split (not <Category>.train|valid|test.csv); cannot keep the shipped split"
+        )
     order = sorted(range(len(csvs)), key=lambda i: SPLITS.index(splits[i]) if splits[i] else -1)
     tables = [_read_rows(csvs[i], bad, splits[i]) for i in order]
     rows = pd.concat(tables, ignore_index=True)
     if rows.empty:
         raise DataFormatError(csvs[0], "no usable rows in the benchmark CSV(s)")
     timestamps, converted = to_milliseconds(rows["timestamp"].to_numpy())
-    interactions = interactions_frame(rows["user"].tolist(), rows["item"].tolist(), timestamps, rows["rating"])
+    rows["timestamp"] = timestamps
+    notes = {"rows": len(rows), **timestamp_notes(converted, len(rows))}
+    if HISTORY in rows.columns:
+        rows, notes["history_items_added"] = _complete_from_history(rows)
+        notes["history_disagreements"] = _count_history_disagreements(rows)
+    interactions = interactions_frame(
+        rows["user"].tolist(), rows["item"].tolist(), rows["timestamp"], rows["rating"]
+    )
     reviewed = dict.fromkeys(interactions["item"].tolist())
     meta, meta_notes = read_meta_files(metas, bad, wanted=reviewed)
-    notes = {"rows": len(rows), **meta_notes, **timestamp_notes(converted, len(rows)),
-             "items_without_metadata": sum(1 for k in reviewed if k not in meta["title"]),
-             "files_by_split": {s or "unsplit": sum(1 for x in splits if x == s) for s in dict.fromkeys(splits)}}
-    if HISTORY in rows.columns:
-        notes["history_disagreements"] = _count_history_disagreements(rows.assign(timestamp=timestamps))
+    notes.update(meta_notes)
+    notes["items_without_metadata"] = sum(1 for k in reviewed if k not in meta["title"])
+    notes["files_by_split"] = {s or "unsplit": splits.count(s) for s in dict.fromkeys(splits)}
     presplit = None
     if use_shipped_split:
         presplit = rows["split"].astype(str).reset_index(drop=True)
         notes["split"] = "shipped train/valid/test files used as-is"
-    return RawLog(interactions=interactions, items=items_frame(reviewed, meta), source_files=[*csvs, *metas],
-                  format="amazon2023-benchmark", has_time=True, presplit=presplit, bad_lines=bad, notes=notes)
+    return RawLog(
+        interactions=interactions,
+        items=items_frame(reviewed, meta),
+        source_files=[*csvs, *metas],
+        format="amazon2023-benchmark",
+        has_time=True,
+        presplit=presplit,
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 def _read_rows(path: Path, bad: BadLines, split: str | None) -> pd.DataFrame:
@@ -99,8 +120,12 @@ def _read_rows(path: Path, bad: BadLines, split: str | None) -> pd.DataFrame:
         first_line = 2
     else:
         if n_fields not in (4, 5):
-            raise DataFormatError(path, f"expected 4 or 5 fields per row ({','.join(COLUMNS)}[,history]) "
-                                  f"and no header, found {n_fields} fields", 1)
+            raise DataFormatError(
+                path,
+                f"expected 4 or 5 fields per row ({','.join(COLUMNS)}[,history]) "
+                f"and no header, found {n_fields} fields",
+                1,
+            )
         names = COLUMNS + [HISTORY] * (n_fields == 5)
         table = read_csv_table(path, bad, sep=",", header=False, names=names)
         first_line = 1
@@ -110,9 +135,15 @@ def _read_rows(path: Path, bad: BadLines, split: str | None) -> pd.DataFrame:
     for index, problem in problems.items():
         bad.handle(path, int(index) + first_line, problem)  # approximate when quoted fields span lines
     keep = ~table.index.isin(problems.index)
-    out = pd.DataFrame({"user": table["user_id"][keep], "item": table["parent_asin"][keep],
-                        "rating": rating[keep].astype(np.float64), "timestamp": ts[keep].astype(np.int64),
-                        "split": split or ""})
+    out = pd.DataFrame(
+        {
+            "user": table["user_id"][keep],
+            "item": table["parent_asin"][keep],
+            "rating": rating[keep].astype(np.float64),
+            "timestamp": ts[keep].astype(np.int64),
+            "split": split or "",
+        }
+    )
     if HISTORY in table.columns:
         out[HISTORY] = table[HISTORY][keep]
     return out
@@ -135,8 +166,6 @@ def _row_problems(table: pd.DataFrame, ts: pd.Series, rating: pd.Series) -> pd.S
 
 def _sniff(path: Path) -> tuple[bool, int]:
     """(has a header row, number of fields in the first line)."""
-    from llm2rec.data.sources._common import GZIP_ERRORS, check_not_empty
-
     check_not_empty(path)
     try:
         with open_binary(path) as fh:
@@ -145,6 +174,30 @@ def _sniff(path: Path) -> tuple[bool, int]:
         raise DataFormatError(path, f"compressed file is truncated or corrupt ({exc})") from exc
     fields = first.split(",")
     return fields[0].strip().strip('"') == "user_id", len(fields)
+
+
+def _complete_from_history(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Add the earlier items that a user's histories name but no given row holds (e.g. the train file was not
+    given), as train events just before the user's first row (1 ms apart, in history order)."""
+    last = rows.sort_values("timestamp", kind="stable").groupby("user", sort=False).tail(1)
+    first_time = rows.groupby("user", sort=False)["timestamp"].min().to_dict()
+    seen = rows.groupby("user", sort=False)["item"].agg(set).to_dict()
+    added = {"user": [], "item": [], "timestamp": [], "history": []}
+    for user, history in zip(last["user"], last[HISTORY]):
+        if not isinstance(history, str):  # a row from a file without history
+            continue
+        missing = [item for item in history.split() if item not in seen[user]]
+        missing = list(dict.fromkeys(missing))
+        start = int(first_time[user]) - len(missing)
+        for j, item in enumerate(missing):
+            added["user"].append(user)
+            added["item"].append(item)
+            added["timestamp"].append(start + j)
+            added["history"].append(" ".join(missing[:j]))
+    if not added["user"]:
+        return rows, 0
+    extra = pd.DataFrame(added).assign(rating=np.nan, split="train")
+    return pd.concat([rows, extra[rows.columns]], ignore_index=True), len(extra)
 
 
 def _count_history_disagreements(rows: pd.DataFrame) -> int:
@@ -157,10 +210,9 @@ def _count_history_disagreements(rows: pd.DataFrame) -> int:
     for i in order:
         if users[i] != current_user:
             current_user, seen, earlier = users[i], set(), []
-        if histories[i] != " ".join(earlier):
+        if isinstance(histories[i], str) and histories[i] != " ".join(earlier):
             disagreements += 1
         if items[i] not in seen:
             seen.add(items[i])
             earlier.append(items[i])
     return disagreements
-

@@ -98,8 +98,9 @@ def split_of(path: Path) -> str | None:
     return None
 
 
-def read(inputs: list[Path], *, bad: BadLines, name: str | None = None, use_shipped_split: bool = False,
-         **options) -> RawLog:
+def read(
+    inputs: list[Path], *, bad: BadLines, name: str | None = None, use_shipped_split: bool = False, **options
+) -> RawLog:
     check_options("d3", options)
     files = _select(inputs, name)
     csvs = [f for f in files if _is_csv(f)]
@@ -107,8 +108,10 @@ def read(inputs: list[Path], *, bad: BadLines, name: str | None = None, use_ship
         raise DataFormatError(describe_inputs(inputs), "no D3/BIGRec CSV found")
     splits = [split_of(f) for f in csvs]
     if use_shipped_split and None in splits:
-        raise ConfigError(f"cannot keep the shipped split: {csvs[splits.index(None)]} is not in a train/valid/test "
-                          "folder and has no .train/.valid/.test name")
+        raise ConfigError(
+            f"cannot keep the shipped split: {csvs[splits.index(None)]} is not in a train/valid/test "
+            "folder and has no .train/.valid/.test name"
+        )
     catalogue = Catalogue()
     rows: list[Row] = []
     for path, split in zip(csvs, splits):
@@ -124,8 +127,13 @@ def read(inputs: list[Path], *, bad: BadLines, name: str | None = None, use_ship
     ordered = dict.fromkeys(log.interactions["item"].tolist())
     log.items = items_frame(ordered, catalogue.fields)
     log.source_files = files
-    log.notes.update({"csv_rows": len(rows), "title_disagreements": catalogue.title_disagreements,
-                      "items_without_title": sum(1 for k in ordered if not catalogue.fields["title"].get(k))})
+    log.notes.update(
+        {
+            "csv_rows": len(rows),
+            "title_disagreements": catalogue.title_disagreements,
+            "items_without_title": sum(1 for k in ordered if not catalogue.fields["title"].get(k)),
+        }
+    )
     return log
 
 
@@ -136,8 +144,10 @@ def _select(inputs: list[Path], name: str | None) -> list[Path]:
     from_dirs = [f for f in files if not any(Path(p) == f for p in inputs)]
     stems = sorted({strip_compression(f.name)[: -len(".csv")] for f in from_dirs if _is_csv(f)})
     if len(stems) > 1:
-        raise ConfigError(f"the input folder holds several datasets ({', '.join(stems)}); pass --option "
-                          "name=<prefix> or the files of one dataset")
+        raise ConfigError(
+            f"the input folder holds several datasets ({', '.join(stems)}); pass --option "
+            "name=<prefix> or the files of one dataset"
+        )
     # Inside a folder, read train, then valid, then test: rows must come in time order per user.
     rank = {f: (SPLITS.index(split_of(f)) if split_of(f) else -1) for f in from_dirs}
     return sorted(from_dirs, key=lambda f: rank[f]) + [f for f in files if f not in rank]
@@ -153,8 +163,11 @@ def _read_csv(path: Path, bad: BadLines, catalogue: Catalogue, split: str) -> li
     required = ["user_id", *key_cols]
     missing = [c for c in required if c not in table.columns]
     if missing:
-        raise DataFormatError(path, f"missing column(s) {missing}: expected {required} (and optionally "
-                              f"history_item_title, item_title, timestamp...), found {list(table.columns)}")
+        raise DataFormatError(
+            path,
+            f"missing column(s) {missing}: expected {required} (and optionally "
+            f"history_item_title, item_title, timestamp...), found {list(table.columns)}",
+        )
     rows = []
     for number, record in zip(range(2, len(table) + 2), table.to_dict("records")):
         try:
@@ -219,14 +232,23 @@ def _rebuild(rows: list[Row], bad: BadLines, use_shipped_split: bool) -> RawLog:
         seq = sequences[row.user]
         prepend, append_from, agreed = merge_row(seq["item"], row.history)
         disagreements += not agreed
-        extra = {"item": row.history, "time": row.history_times, "rating": row.history_ratings,
-                 "split": ["train"] * len(row.history)}
+        extra = {
+            "item": row.history,
+            "time": row.history_times,
+            "rating": row.history_ratings,
+            # history-only items: train, or (after a gap) the split before them, so labels never go backwards
+            "split": [seq["split"][-1] if seq["split"] else "train"] * len(row.history),
+        }
         for column, values in extra.items():
             values = values if values is not None else [None] * len(row.history)
-            seq[column][:0] = values[:prepend]
+            seq[column][:0] = values[:prepend] if column != "split" else ["train"] * prepend
             seq[column].extend(values[append_from:])
-        for column, value in (("item", row.target), ("time", row.time), ("rating", row.rating),
-                              ("split", row.split)):
+        for column, value in (
+            ("item", row.target),
+            ("time", row.time),
+            ("rating", row.rating),
+            ("split", row.split),
+        ):
             seq[column].append(value)
     flat = {c: [] for c in ("user", "item", "time", "rating", "split")}
     for user, seq in sequences.items():
@@ -245,8 +267,16 @@ def _rebuild(rows: list[Row], bad: BadLines, use_shipped_split: bool) -> RawLog:
     if use_shipped_split:
         notes["split"] = "shipped split used as-is (targets labelled by their file; history-only items train)"
     interactions = interactions_frame(flat["user"], flat["item"], timestamps, ratings)
-    return RawLog(interactions=interactions, items=items_frame([], {}), source_files=[], format="d3",
-                  has_time=has_time, presplit=presplit, bad_lines=bad, notes=notes)
+    return RawLog(
+        interactions=interactions,
+        items=items_frame([], {}),
+        source_files=[],
+        format="d3",
+        has_time=has_time,
+        presplit=presplit,
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 # --------------------------------------------------------------------------- info/ and index/ files
@@ -272,7 +302,9 @@ def _read_item_json(path: Path, catalogue: Catalogue) -> None:
     except (UnicodeDecodeError, *LITERAL_ERRORS) as exc:
         raise DataFormatError(path, f"not a valid JSON file: {' '.join(str(exc).split())[:200]}") from exc
     if not isinstance(data, dict):
-        raise DataFormatError(path, "expected a JSON object {item_id: {title, description, brand, categories}}")
+        raise DataFormatError(
+            path, "expected a JSON object {item_id: {title, description, brand, categories}}"
+        )
     for item_id, info in data.items():
         key = _id_to_key(str(item_id), catalogue)
         if key is None or not isinstance(info, dict):

@@ -48,10 +48,20 @@ def _accept(path: Path) -> bool:
     return strip_compression(path.name).endswith(TABLE_SUFFIXES)
 
 
-def read(inputs: list[Path], *, bad: BadLines, user_col: str = "user_id", item_col: str = "item_id",
-         time_col: str | None = _UNSET, rating_col: str | None = None, time_unit: str = "auto",
-         title_col: str = "title", text_cols: list[str] | str | None = None, items_path: str | Path | None = None,
-         **options) -> RawLog:
+def read(
+    inputs: list[Path],
+    *,
+    bad: BadLines,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = _UNSET,
+    rating_col: str | None = None,
+    time_unit: str = "auto",
+    title_col: str = "title",
+    text_cols: list[str] | str | None = None,
+    items_path: str | Path | None = None,
+    **options,
+) -> RawLog:
     check_options("generic", options)
     if time_unit not in ("auto", "s", "ms"):
         raise ConfigError(f"time_unit must be auto, s or ms, got {time_unit!r}")
@@ -61,8 +71,11 @@ def read(inputs: list[Path], *, bad: BadLines, user_col: str = "user_id", item_c
     table = _read_any(interactions_path, bad)
     wanted = [user_col, item_col] + [c for c in (time_col, rating_col) if c]
     if time_col and time_col not in table.columns and not explicit_time:
-        raise DataFormatError(interactions_path, f"no {time_col!r} column (found {list(table.columns)}); pass "
-                              "--option time_col=<name>, or time_col=null for logs without time")
+        raise DataFormatError(
+            interactions_path,
+            f"no {time_col!r} column (found {list(table.columns)}); pass "
+            "--option time_col=<name>, or time_col=null for logs without time",
+        )
     require_columns(table, interactions_path, wanted)
     log = _interactions(table, interactions_path, bad, user_col, item_col, time_col, rating_col, time_unit)
     items, notes = _items(items_file, bad, item_col, title_col, text_cols, log.interactions["item"])
@@ -81,12 +94,16 @@ def _pick_files(inputs: list[Path], items_path) -> tuple[Path, Path]:
     else:
         named = [f for f in files if "item" in f.name.lower()]
         if len(named) != 1:
-            raise ConfigError(f"cannot tell the items file among {describe_inputs(files)}: pass "
-                              "--option items_path=<file> (otherwise the one file named *item*)")
+            raise ConfigError(
+                f"cannot tell the items file among {describe_inputs(files)}: pass "
+                "--option items_path=<file> (otherwise the one file named *item*)"
+            )
         items_file, others = named[0], [f for f in files if f != named[0]]
     if len(others) != 1:
-        raise ConfigError(f"expected one interactions file besides the items file {items_file}, got "
-                          f"{describe_inputs(others) if others else 'none'}")
+        raise ConfigError(
+            f"expected one interactions file besides the items file {items_file}, got "
+            f"{describe_inputs(others) if others else 'none'}"
+        )
     return others[0], items_file
 
 
@@ -118,6 +135,9 @@ def _read_jsonl(path: Path, bad: BadLines) -> pd.DataFrame:
 
 def _as_text(column: pd.Series) -> pd.Series:
     """Any column → str, missing values → "" (Parquet and JSON give ints, floats, None)."""
+    if pd.api.types.is_string_dtype(column) and not column.isna().any():
+        return column.astype(str)  # the common case (CSV): already all str
+
     def one(v) -> str:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return ""
@@ -154,21 +174,31 @@ def _interactions(table, path, bad, user_col, item_col, time_col, rating_col, ti
     timestamps = ms[keep] if time_col else ordinal_timestamps(users)
     if not time_col:
         notes["time"] = "no time column: per-user row order"
-    return RawLog(interactions=interactions_frame(users, items, timestamps, ratings),
-                  items=pd.DataFrame({"item": [], "title": []}), source_files=[], format="generic",
-                  has_time=bool(time_col), bad_lines=bad, notes=notes)
+    return RawLog(
+        interactions=interactions_frame(users, items, timestamps, ratings),
+        items=pd.DataFrame({"item": [], "title": []}),
+        source_files=[],
+        format="generic",
+        has_time=bool(time_col),
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 def _timestamps(column: pd.Series, unit: str) -> tuple[np.ndarray, pd.Series, dict]:
     """(int64 ms with 0 where unusable, problem per row or NA, notes)."""
     if pd.api.types.is_datetime64_any_dtype(column):
+        if getattr(column.dt, "tz", None) is not None:
+            column = column.dt.tz_convert(None)
         ms = column.astype("datetime64[ms]").astype("int64").to_numpy()
         return ms, pd.Series(np.where(column.isna(), "missing timestamp", None), index=column.index), {}
     text = _as_text(column).str.strip()
     numeric = pd.to_numeric(text.replace("", np.nan), errors="coerce")
     if numeric.notna().sum() == 0 and (text != "").any():
         return _date_strings(text)
-    bad_mask = numeric.isna() | (numeric < 0) | (numeric >= MAX_TIMESTAMP_MS) | ~np.isfinite(numeric.fillna(0))
+    bad_mask = (
+        numeric.isna() | (numeric < 0) | (numeric >= MAX_TIMESTAMP_MS) | ~np.isfinite(numeric.fillna(0))
+    )
     values = numeric.where(~bad_mask, 0).astype(np.int64).to_numpy()
     ms, converted = to_milliseconds(values, unit)
     problems = pd.Series(np.where(bad_mask, "timestamp is not a number in range", None), index=column.index)

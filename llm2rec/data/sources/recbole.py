@@ -16,7 +16,8 @@ Inputs (files, or a directory holding one dataset's files):
 * ``.item2index`` / ``.user2index`` (``key<TAB>index``): the ``.inter`` tokens are indices into them; the
   readers key items and users by the original key (e.g. the ASIN).
 
-Options: ``use_shipped_split`` (keep the files' split), ``user_field`` ("user_id"), ``item_field``
+Options: ``use_shipped_split`` (keep the files' split), ``name`` (only ``<name>.*`` files, for folders holding
+several datasets), ``user_field`` ("user_id"), ``item_field``
 ("item_id"), ``time_field`` ("timestamp"), ``rating_field`` ("rating"), ``title_field`` ("title").
 """
 
@@ -47,7 +48,15 @@ from llm2rec.data.sources._common import (
 from llm2rec.errors import ConfigError
 
 SUFFIXES = (".inter", ".item", ".text", ".item2index", ".user2index")
-OPTIONS = ("user_field", "item_field", "time_field", "rating_field", "title_field", "use_shipped_split")
+OPTIONS = (
+    "user_field",
+    "item_field",
+    "time_field",
+    "rating_field",
+    "title_field",
+    "use_shipped_split",
+    "name",
+)
 TEXT_FIELDS = ("description", "brand", "categories")
 
 
@@ -79,9 +88,19 @@ def split_of(path: Path) -> str | None:
 
 def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     check_options("recbole", options, OPTIONS)
-    opts = {"user_field": "user_id", "item_field": "item_id", "time_field": "timestamp",
-            "rating_field": "rating", "title_field": "title", "use_shipped_split": False, **options}
+    opts = {
+        "user_field": "user_id",
+        "item_field": "item_id",
+        "time_field": "timestamp",
+        "rating_field": "rating",
+        "title_field": "title",
+        "use_shipped_split": False,
+        "name": None,
+        **options,
+    }
     files = expand_inputs(inputs, lambda p: _kind(p) is not None)
+    if opts["name"]:
+        files = [f for f in files if f.name.split(".")[0] == opts["name"]]
     by_kind: dict[str, list[Path]] = defaultdict(list)
     for path in files:
         by_kind[_kind(path) or "other"].append(path)
@@ -91,8 +110,10 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     _check_one_dataset(inters)
     splits = [split_of(p) for p in inters]
     if opts["use_shipped_split"] and None in splits:
-        raise ConfigError(f"{inters[splits.index(None)]} holds no split (not <name>.train|valid|test.inter); "
-                          "cannot keep the shipped split")
+        raise ConfigError(
+            f"{inters[splits.index(None)]} holds no split (not <name>.train|valid|test.inter); "
+            "cannot keep the shipped split"
+        )
     item_keys = _read_index(by_kind["item2index"], bad)
     user_keys = _read_index(by_kind["user2index"], bad)
     parsed = [_read_atomic(p, bad) for p in inters]
@@ -112,8 +133,10 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
 def _check_one_dataset(inters: list[Path]) -> None:
     names = sorted({p.name.split(".")[0] for p in inters})
     if len(names) > 1:
-        raise DataFormatError(inters[0].parent, f".inter files of several datasets ({', '.join(names)}); pass the "
-                              "files of one dataset")
+        raise ConfigError(
+            f".inter files of several datasets ({', '.join(names)}) in {inters[0].parent}; pass "
+            "--option name=<dataset> or the files of one dataset"
+        )
 
 
 # --------------------------------------------------------------------------- parsing
@@ -126,8 +149,9 @@ def _read_atomic(path: Path, bad: BadLines) -> AtomicFile:
         raise DataFormatError(path, "no header line")
     fields = [f.split(":", 1)[0].strip() for f in header[1].rstrip("\r\n").split("\t")]
     if not all(fields) or len(set(fields)) != len(fields):
-        raise DataFormatError(path, f"header must be distinct tab-separated 'name:type' fields, got {fields}",
-                              header[0])
+        raise DataFormatError(
+            path, f"header must be distinct tab-separated 'name:type' fields, got {fields}", header[0]
+        )
     table = AtomicFile(path, fields)
     for number, text in lines:
         values = text.rstrip("\r\n").split("\t")
@@ -190,9 +214,12 @@ def _from_interactions(tables, splits, opts, bad, item_keys, user_keys) -> RawLo
         r = table.column(opts["rating_field"]) if opts["rating_field"] in table.fields else None
         for values, number in zip(table.rows, table.lines):
             try:
-                row = (user_key(values[u]), item_key(values[i]),
-                       parse_timestamp(values[t]) if t is not None else 0,
-                       parse_rating(values[r].strip()) if r is not None else float("nan"))
+                row = (
+                    user_key(values[u]),
+                    item_key(values[i]),
+                    parse_timestamp(values[t]) if t is not None else 0,
+                    parse_rating(values[r].strip()) if r is not None else float("nan"),
+                )
             except ValueError as exc:
                 bad.handle(table.path, number, str(exc))
                 continue
@@ -239,15 +266,20 @@ def _from_sequences(tables, splits, opts, bad, item_keys, user_keys) -> RawLog:
             conflicts += not agreed
             seq[:0], seq_labels[:0] = history[:prepend], ["train"] * prepend
             seq.extend(history[append_from:])
-            seq_labels.extend(["train"] * (len(history) - append_from))
+            # history-only items: train, or (after a gap) the split before them, so labels never go backwards
+            seq_labels.extend([seq_labels[-1] if seq_labels else "train"] * (len(history) - append_from))
             seq.append(target)
             seq_labels.append(split)
         users.extend([user] * len(seq))
         items.extend(seq)
         labels.extend(seq_labels)
-    notes = {"shape": "one prediction per row (history list + target); sequences rebuilt", "rows": n_rows,
-             "users": len(rows_by_user), "history_conflicts": conflicts,
-             "time": "no timestamps: per-user ordinals"}
+    notes = {
+        "shape": "one prediction per row (history list + target); sequences rebuilt",
+        "rows": n_rows,
+        "users": len(rows_by_user),
+        "history_conflicts": conflicts,
+        "time": "no timestamps: per-user ordinals",
+    }
     ratings = np.full(len(users), np.nan)
     return _log(users, items, ordinal_timestamps(users), ratings, labels, opts, False, bad, notes)
 
@@ -258,8 +290,16 @@ def _log(users, items, timestamps, ratings, labels, opts, has_time, bad, notes) 
         presplit = pd.Series(labels, dtype=str)
         notes["split"] = "shipped train/valid/test files used as-is"
     interactions = interactions_frame(users, items, timestamps, ratings)
-    return RawLog(interactions=interactions, items=items_frame([], {}), source_files=[], format="recbole",
-                  has_time=has_time, presplit=presplit, bad_lines=bad, notes=notes)
+    return RawLog(
+        interactions=interactions,
+        items=items_frame([], {}),
+        source_files=[],
+        format="recbole",
+        has_time=has_time,
+        presplit=presplit,
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 # --------------------------------------------------------------------------- titles
@@ -289,8 +329,10 @@ def _read_titles(by_kind, bad, opts, interaction_items: pd.Series, item_keys) ->
         for key, value in by_key.items():
             fields[name].setdefault(key, value)
     if not by_kind["item"] and not by_kind["text"]:
-        raise DataFormatError(describe_inputs(by_kind["inter"]), "no titles: add the dataset's .item file (with a "
-                              "title field) or .text file (with .item2index)")
+        raise DataFormatError(
+            describe_inputs(by_kind["inter"]),
+            "no titles: add the dataset's .item file (with a title field) or .text file (with .item2index)",
+        )
     ordered = dict.fromkeys(interaction_items.tolist())
     missing = sum(1 for k in ordered if not fields["title"].get(k))
     return items_frame(ordered, fields), {"items_without_title": missing}
@@ -301,7 +343,9 @@ def _titles_from_item_file(table: AtomicFile, opts: dict, key_of, fields: dict) 
     candidates = [opts["title_field"]] + [f for f in table.fields if "title" in f.lower()]
     title_field = next((f for f in candidates if f in table.fields), None)
     if title_field is None:
-        raise DataFormatError(table.path, f"no title field (expected {opts['title_field']!r}); found {table.fields}")
+        raise DataFormatError(
+            table.path, f"no title field (expected {opts['title_field']!r}); found {table.fields}"
+        )
     columns = {"title": table.column(title_field)}
     columns.update({name: table.column(name) for name in TEXT_FIELDS if name in table.fields})
     for values in table.rows:
@@ -323,7 +367,7 @@ def split_unisrec_text(texts: dict[str, str]) -> dict[str, dict[str, str]]:
     for key, text in stripped.items():
         cut = text.rfind(f". {anchor}") if anchor else -1
         if cut > 0:
-            title, (categories, _, brand) = text[:cut], text[cut + 2:].partition(". ")
+            title, (categories, _, brand) = text[:cut], text[cut + 2 :].partition(". ")
         elif text.count(". ") >= 2:
             title, categories, brand = text.rsplit(". ", 2)
         else:

@@ -22,21 +22,41 @@ META = {
 
 
 def review_line(user: str, item: str, ts: int, rating: float, ts_key: str = "timestamp") -> str:
-    return json.dumps({
-        "rating": rating, "title": "Such a lovely scent but not overpowering.", "text": "This spray is nice.",
-        "images": [], "asin": item + "X", "parent_asin": item, "user_id": user, ts_key: ts,
-        "helpful_vote": 0, "verified_purchase": True,
-    })
+    return json.dumps(
+        {
+            "rating": rating,
+            "title": "Such a lovely scent but not overpowering.",
+            "text": "This spray is nice.",
+            "images": [],
+            "asin": item + "X",
+            "parent_asin": item,
+            "user_id": user,
+            ts_key: ts,
+            "helpful_vote": 0,
+            "verified_purchase": True,
+        }
+    )
 
 
 def meta_line(item: str, title) -> str:
-    return json.dumps({
-        "main_category": "All Beauty", "title": title, "average_rating": 4.8, "rating_number": 10,
-        "features": ["Conditions leather", "8 oz"], "description": ["Keeps leather soft.", "Made in USA."],
-        "price": None, "images": [{"thumb": "t.jpg", "large": "l.jpg", "variant": "MAIN", "hi_res": None}],
-        "videos": [], "store": "Howard Products", "categories": ["Beauty", "Skin Care"],
-        "details": {"UPC": "617390882781"}, "parent_asin": item, "bought_together": None,
-    })
+    return json.dumps(
+        {
+            "main_category": "All Beauty",
+            "title": title,
+            "average_rating": 4.8,
+            "rating_number": 10,
+            "features": ["Conditions leather", "8 oz"],
+            "description": ["Keeps leather soft.", "Made in USA."],
+            "price": None,
+            "images": [{"thumb": "t.jpg", "large": "l.jpg", "variant": "MAIN", "hi_res": None}],
+            "videos": [],
+            "store": "Howard Products",
+            "categories": ["Beauty", "Skin Care"],
+            "details": {"UPC": "617390882781"},
+            "parent_asin": item,
+            "bought_together": None,
+        }
+    )
 
 
 def write_lines(path: Path, lines: list[str], gz: bool = False) -> Path:
@@ -46,10 +66,18 @@ def write_lines(path: Path, lines: list[str], gz: bool = False) -> Path:
     return path
 
 
-def write_amazon2023(root: Path, category: str = "All_Beauty", gz: bool = False, ts_key: str = "timestamp",
-                     reviews=REVIEWS, meta=META) -> tuple[Path, Path]:
+def write_amazon2023(
+    root: Path,
+    category: str = "All_Beauty",
+    gz: bool = False,
+    ts_key: str = "timestamp",
+    reviews=REVIEWS,
+    meta=META,
+) -> tuple[Path, Path]:
     ext = ".jsonl.gz" if gz else ".jsonl"
-    reviews_path = write_lines(root / f"{category}{ext}", [review_line(*r, ts_key=ts_key) for r in reviews], gz)
+    reviews_path = write_lines(
+        root / f"{category}{ext}", [review_line(*r, ts_key=ts_key) for r in reviews], gz
+    )
     meta_path = write_lines(root / f"meta_{category}{ext}", [meta_line(k, t) for k, t in meta.items()], gz)
     return reviews_path, meta_path
 
@@ -62,16 +90,25 @@ def user_histories(reviews=REVIEWS) -> dict[str, list[str]]:
     return out
 
 
-def write_benchmark(root: Path, category: str = "All_Beauty", header: bool = True, history: bool = False,
-                    splits: bool = True, gz: bool = False) -> list[Path]:
+def write_benchmark(
+    root: Path,
+    category: str = "All_Beauty",
+    header: bool = True,
+    history: bool = False,
+    splits: bool = True,
+    gz: bool = False,
+) -> list[Path]:
     """last_out[_w_his] (splits=True) or rating_only (splits=False) CSVs for REVIEWS."""
     columns = "user_id,parent_asin,rating,timestamp" + (",history" if history else "")
     rows: dict[str, list[str]] = {"train": [], "valid": [], "test": [], "": []}
     for user, items in user_histories().items():
         events = sorted((r for r in REVIEWS if r[0] == user), key=lambda r: r[2])
         for i, (u, item, ts, rating) in enumerate(events):
-            split = "" if not splits else ("test" if i == len(items) - 1 else "valid" if i == len(items) - 2
-                                           else "train")
+            split = (
+                ""
+                if not splits
+                else ("test" if i == len(items) - 1 else "valid" if i == len(items) - 2 else "train")
+            )
             line = f"{u},{item},{rating},{ts}" + (f",{' '.join(items[:i])}" if history else "")
             rows[split].append(line)
     ext = ".csv.gz" if gz else ".csv"

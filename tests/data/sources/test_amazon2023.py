@@ -49,8 +49,9 @@ def test_seconds_are_converted_to_ms_and_noted(tmp_path):
     reviews = [(u, i, t // 1000 if n % 2 else t, r) for n, (u, i, t, r) in enumerate(REVIEWS)]
     write_amazon2023(tmp_path, reviews=reviews)
     log = read_source("amazon2023", [tmp_path])
-    assert log.interactions.timestamp.tolist() == [t // 1000 * 1000 if n % 2 else t
-                                                   for n, (_, _, t, _) in enumerate(REVIEWS)]
+    assert log.interactions.timestamp.tolist() == [
+        t // 1000 * 1000 if n % 2 else t for n, (_, _, t, _) in enumerate(REVIEWS)
+    ]
     assert log.notes["timestamps_converted_from_seconds"] == 2
 
 

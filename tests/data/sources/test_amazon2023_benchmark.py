@@ -61,7 +61,9 @@ def test_history_disagreement_counted(tmp_path):
 def test_renamed_column(tmp_path):
     csvs = write_benchmark(tmp_path)
     csvs[0].write_text(csvs[0].read_text().replace("parent_asin", "asin"))
-    with pytest.raises(DataFormatError, match=r"expected \['user_id', 'parent_asin'.*found \['user_id', 'asin'"):
+    with pytest.raises(
+        DataFormatError, match=r"expected \['user_id', 'parent_asin'.*found \['user_id', 'asin'"
+    ):
         read_source("amazon2023-benchmark", [*csvs, _with_meta(tmp_path)])
 
 
@@ -83,7 +85,20 @@ def test_wrong_field_count_without_header(tmp_path):
 
 
 def test_seconds_timestamps(tmp_path):
-    path = write_lines(tmp_path / "Cat.csv", ["user_id,parent_asin,rating,timestamp", "U1,B01CUPMQZE,5.0,1588687728"])
+    path = write_lines(
+        tmp_path / "Cat.csv", ["user_id,parent_asin,rating,timestamp", "U1,B01CUPMQZE,5.0,1588687728"]
+    )
     log = read_source("amazon2023-benchmark", [path, _with_meta(tmp_path)])
     assert log.interactions.timestamp.tolist() == [1588687728000]
     assert log.notes["timestamps_converted_from_seconds"] == 1
+
+
+def test_history_completes_a_missing_train_file(tmp_path):
+    train, valid, test = write_benchmark(tmp_path, history=True)
+    log = read_source("amazon2023-benchmark", [valid, test, _with_meta(tmp_path)], use_shipped_split=True)
+    df = log.interactions.assign(split=log.presplit.to_numpy()).sort_values(["user", "timestamp"])
+    u1 = df[df.user == "AGKHLEW2SOWHNMFQIJGBECAF7INQ"]
+    assert u1.item.tolist() == ["B01CUPMQZE", "B076WQZGPM", "B000FOI48G"]  # train item restored from history
+    assert u1.split.tolist() == ["train", "valid", "test"]
+    assert u1.timestamp.iloc[0] < u1.timestamp.iloc[1]
+    assert log.notes["history_items_added"] == 1 and log.notes["history_disagreements"] == 0

@@ -107,3 +107,11 @@ def test_read_csv_table_surplus_field_is_not_an_index(tmp_path):
     path.write_text("a,b\n1,2,3\n4,5,6\n")
     with pytest.raises(DataFormatError, match="more fields than the header"):
         read_csv_table(path, BadLines(skip=True))
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    csv_path, jsonl_path = tmp_path / "t.csv", tmp_path / "t.jsonl"
+    csv_path.write_bytes(b"\xef\xbb\xbfa,b\n1,2\n")
+    jsonl_path.write_bytes(b'\xef\xbb\xbf{"a": 1}\n')
+    assert list(read_csv_table(csv_path, BadLines()).columns) == ["a", "b"]
+    assert list(iter_text_lines(jsonl_path, BadLines())) == [(1, '{"a": 1}\n')]

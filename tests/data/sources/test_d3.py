@@ -12,7 +12,7 @@ TITLES = {0: "Glue", 1: "Tape, Clear", 2: "Gloves 'Nitrile'", 3: 'Beaker "500 ml
 
 def _rows_for(user, items, max_history=10):
     """Sliding-window D3 rows: previous <= max_history items → next item."""
-    return [(user, items[max(0, i - max_history):i], items[i]) for i in range(1, len(items))]
+    return [(user, items[max(0, i - max_history) : i], items[i]) for i in range(1, len(items))]
 
 
 def write_minionerec(folder, rows, name="Ind_5_2016-10-2018-11"):
@@ -21,11 +21,29 @@ def write_minionerec(folder, rows, name="Ind_5_2016-10-2018-11"):
     path = folder / f"{name}.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(["user_id", "history_item_title", "item_title", "history_item_id", "item_id",
-                      "history_item_sid", "item_sid"])
+        out.writerow(
+            [
+                "user_id",
+                "history_item_title",
+                "item_title",
+                "history_item_id",
+                "item_id",
+                "history_item_sid",
+                "item_sid",
+            ]
+        )
         for user, history, target in rows:
-            out.writerow([user, str([TITLES[i] for i in history]), TITLES[target], str(history), target,
-                          str(["<a_1>"] * len(history)), "<a_1>"])
+            out.writerow(
+                [
+                    user,
+                    str([TITLES[i] for i in history]),
+                    TITLES[target],
+                    str(history),
+                    target,
+                    str(["<a_1>"] * len(history)),
+                    "<a_1>",
+                ]
+            )
     return path
 
 
@@ -35,12 +53,37 @@ def write_r3(folder, rows, times):
     path = folder / "CDs_5.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(["user_id", "item_asins", "item_asin", "history_item_id", "item_id", "history_item_title",
-                      "item_title", "history_rating", "rating", "history_timestamp", "timestamp"])
+        out.writerow(
+            [
+                "user_id",
+                "item_asins",
+                "item_asin",
+                "history_item_id",
+                "item_id",
+                "history_item_title",
+                "item_title",
+                "history_rating",
+                "rating",
+                "history_timestamp",
+                "timestamp",
+            ]
+        )
         for user, history, target in rows:
-            out.writerow([user, str([f"B{i:09d}" for i in history]), f"B{target:09d}", str(history), target,
-                          str([TITLES[i] for i in history]), TITLES[target], str([4.0] * len(history)), 5.0,
-                          str([times[i] for i in history]), times[target]])
+            out.writerow(
+                [
+                    user,
+                    str([f"B{i:09d}" for i in history]),
+                    f"B{target:09d}",
+                    str(history),
+                    target,
+                    str([TITLES[i] for i in history]),
+                    TITLES[target],
+                    str([4.0] * len(history)),
+                    5.0,
+                    str([times[i] for i in history]),
+                    times[target],
+                ]
+            )
     return path
 
 
@@ -74,10 +117,22 @@ def test_info_and_index_files_complete_titles(tmp_path):
     path = write_minionerec(tmp_path / "valid", _rows_for("A1", [0, 1, 2]))
     path.write_text(path.read_text().replace("Gloves 'Nitrile'", ""))  # target title of item 2 missing
     (tmp_path / "info").mkdir()
-    (tmp_path / "info" / "Ind_5_2016-10-2018-11.txt").write_text("<a_1>\tGloves from info\t2\n<a_2>\tUnused\t9\n")
+    (tmp_path / "info" / "Ind_5_2016-10-2018-11.txt").write_text(
+        "<a_1>\tGloves from info\t2\n<a_2>\tUnused\t9\n"
+    )
     (tmp_path / "index").mkdir()
-    (tmp_path / "index" / "Ind.item.json").write_text(json.dumps(
-        {"0": {"title": "Other glue", "description": "['Strong.', 'Fast.']", "brand": "Gorilla", "categories": ""}}))
+    (tmp_path / "index" / "Ind.item.json").write_text(
+        json.dumps(
+            {
+                "0": {
+                    "title": "Other glue",
+                    "description": "['Strong.', 'Fast.']",
+                    "brand": "Gorilla",
+                    "categories": "",
+                }
+            }
+        )
+    )
     log = read_source("d3", [tmp_path])
     items = log.items.set_index("item")
     assert items.loc["2", "title"] == "Gloves from info"
@@ -95,7 +150,12 @@ def test_disagreeing_history_is_counted(tmp_path):
 
 @pytest.mark.parametrize(
     ("history", "problem"),
-    [("[0, 1", "bad row"), ("__import__('os')", "bad row"), ("{'a': 1}", "expected a list"), ("[0, [1]]", "key")],
+    [
+        ("[0, 1", "bad row"),
+        ("__import__('os')", "bad row"),
+        ("{'a': 1}", "expected a list"),
+        ("[0, [1]]", "key"),
+    ],
 )
 def test_malformed_literal(tmp_path, history, problem):
     path = write_minionerec(tmp_path, _rows_for("A1", [0, 1, 2, 3]))
@@ -130,9 +190,16 @@ def test_folder_with_several_datasets_needs_a_name(tmp_path):
 def test_real_minionerec_industrial(shared_data):
     folder = shared_data / "minionerec_amazon18"
     name = "Industrial_and_Scientific_5_2016-10-2018-11.csv"
-    log = read_source("d3", [folder / "valid" / name, folder / "test" / name,
-                             folder / "info" / name.replace(".csv", ".txt"),
-                             folder / "index" / "Industrial_and_Scientific.item.json"], use_shipped_split=True)
+    log = read_source(
+        "d3",
+        [
+            folder / "valid" / name,
+            folder / "test" / name,
+            folder / "info" / name.replace(".csv", ".txt"),
+            folder / "index" / "Industrial_and_Scientific.item.json",
+        ],
+        use_shipped_split=True,
+    )
     df = log.interactions
     assert log.notes["csv_rows"] == 4532 + 4533
     assert log.notes["history_disagreements"] == 0 and log.notes["title_disagreements"] == 0
@@ -150,3 +217,12 @@ def test_real_r3_cds(shared_data):
     assert df.groupby("user", sort=False)["timestamp"].apply(lambda s: s.is_monotonic_increasing).all()
     assert log.notes["history_disagreements"] == 0
     assert (log.items.title.str.startswith("<span")).sum() > 0  # raw titles; the protocol cleans them
+
+
+def test_gap_keeps_split_labels_in_order(tmp_path):
+    valid = write_minionerec(tmp_path / "valid", [("A1", [0], 1)])
+    test = write_minionerec(tmp_path / "test", [("A1", [2, 3], 4)])  # items 2, 3 never seen before: a gap
+    log = read_source("d3", [valid, test], use_shipped_split=True)
+    assert log.interactions.item.tolist() == ["0", "1", "2", "3", "4"]
+    assert log.presplit.tolist() == ["train", "valid", "valid", "valid", "test"]
+    assert log.notes["history_disagreements"] == 1

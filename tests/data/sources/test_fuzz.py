@@ -1,6 +1,7 @@
 """Arbitrary input → a RawLog or a DataFormatError, never another exception (with and without skipping)."""
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -13,23 +14,54 @@ from tests.data.sources.fixtures import META, meta_line, review_line, write_line
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["user_id", "parent_asin", "timestamp", "rating", "title", "x"]), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["user_id", "parent_asin", "timestamp", "rating", "title", "x"]),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=8,
 )
-line_pieces = st.sampled_from([
-    "user_id", "parent_asin", "1588687728923", "1504656000", "B01CUPMQZE", "u", ",", "\t", '"', "'", "[", "]",
-    "{", "}", "5.0", "nan", "-1", "1e400", "['a', 'b']", "[1, 2]", "\\", " ", "",
-])
+line_pieces = st.sampled_from(
+    [
+        "user_id",
+        "parent_asin",
+        "1588687728923",
+        "1504656000",
+        "B01CUPMQZE",
+        "u",
+        ",",
+        "\t",
+        '"',
+        "'",
+        "[",
+        "]",
+        "{",
+        "}",
+        "5.0",
+        "nan",
+        "-1",
+        "1e400",
+        "['a', 'b']",
+        "[1, 2]",
+        "\\",
+        " ",
+        "",
+    ]
+)
 text_lines = st.lists(st.lists(line_pieces, max_size=8).map("".join), max_size=6).map(
-    lambda lines: ("\n".join(lines)).encode())
+    lambda lines: ("\n".join(lines)).encode()
+)
 contents = st.one_of(
     st.binary(max_size=200),
     text_lines,
     st.lists(json_values.map(json.dumps), max_size=5).map(lambda lines: "\n".join(lines).encode()),
 )
 
-FUZZ = settings(max_examples=25, deadline=None)
+# A few examples per run in CI; LLM2REC_FUZZ_EXAMPLES=2000 for a deeper search.
+FUZZ = settings(max_examples=int(os.environ.get("LLM2REC_FUZZ_EXAMPLES", 25)), deadline=None)
 
 
 def _check(fmt, inputs, **options):
@@ -71,8 +103,11 @@ def test_amazon2023_benchmark(data, header, split):
 def test_recbole(data, sequences):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        head = (b"user_id:token\titem_id_list:token_seq\titem_id:token\n" if sequences
-                else b"user_id:token\titem_id:token\ttimestamp:float\n")
+        head = (
+            b"user_id:token\titem_id_list:token_seq\titem_id:token\n"
+            if sequences
+            else b"user_id:token\titem_id:token\ttimestamp:float\n"
+        )
         (root / "x.inter").write_bytes(head + data)
         (root / "x.item").write_bytes(b"item_id:token\ttitle:token_seq\n" + data)
         _check("recbole", [root])
@@ -87,8 +122,11 @@ def test_recbole(data, sequences):
 def test_d3(data, asin):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        head = (b"user_id,item_asins,item_asin,history_item_id,item_id,history_timestamp,timestamp,item_title\n"
-                if asin else b"user_id,history_item_title,item_title,history_item_id,item_id\n")
+        head = (
+            b"user_id,item_asins,item_asin,history_item_id,item_id,history_timestamp,timestamp,item_title\n"
+            if asin
+            else b"user_id,history_item_title,item_title,history_item_id,item_id\n"
+        )
         (root / "x.csv").write_bytes(head + data)
         (root / "x.txt").write_bytes(data)
         (root / "x.item.json").write_bytes(data)

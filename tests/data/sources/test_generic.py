@@ -7,10 +7,17 @@ from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
 from llm2rec.errors import ConfigError
 
-EVENTS = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"],
-                       "timestamp": [1588687728923, 1588687729923, 1600000000000], "stars": [5.0, 4.0, 3.0]})
-ITEMS = pd.DataFrame({"item_id": ["a", "b", "c"], "title": ["Alpha &amp; Co", "Beta", "Gamma"],
-                      "brand": ["X", "Y", "Z"]})
+EVENTS = pd.DataFrame(
+    {
+        "user_id": ["u1", "u1", "u2"],
+        "item_id": ["a", "b", "a"],
+        "timestamp": [1588687728923, 1588687729923, 1600000000000],
+        "stars": [5.0, 4.0, 3.0],
+    }
+)
+ITEMS = pd.DataFrame(
+    {"item_id": ["a", "b", "c"], "title": ["Alpha &amp; Co", "Beta", "Gamma"], "brand": ["X", "Y", "Z"]}
+)
 
 
 @pytest.mark.parametrize("kind", ["csv", "tsv.gz", "parquet"])
@@ -24,7 +31,11 @@ def test_reads_tables(tmp_path, kind):
         ITEMS.to_csv(items, sep="\t" if "tsv" in kind else ",", index=False)
     log = read_source("generic", [events, items], rating_col="stars")
     assert log.interactions.values.tolist() == [list(r) for r in EVENTS.itertuples(index=False)]
-    assert log.items.to_dict("list") == {"item": ["a", "b"], "title": ["Alpha &amp; Co", "Beta"], "brand": ["X", "Y"]}
+    assert log.items.to_dict("list") == {
+        "item": ["a", "b"],
+        "title": ["Alpha &amp; Co", "Beta"],
+        "brand": ["X", "Y"],
+    }
     assert log.has_time and log.format == "generic"
 
 
@@ -32,16 +43,36 @@ def test_jsonl_items_custom_columns_and_seconds(tmp_path):
     events = tmp_path / "log.csv"
     events.write_text("who,what,when\nu1,7,1588687728\nu1,8,1588687800\n")
     items = tmp_path / "catalogue.jsonl"
-    items.write_text("\n".join(json.dumps({"what": i, "name": f"Item {i}", "description": ["d", str(i)]})
-                               for i in (7, 8)) + "\n")
-    log = read_source("generic", [tmp_path], user_col="who", item_col="what", time_col="when", title_col="name",
-                      items_path=str(items))
+    items.write_text(
+        "\n".join(json.dumps({"what": i, "name": f"Item {i}", "description": ["d", str(i)]}) for i in (7, 8))
+        + "\n"
+    )
+    log = read_source(
+        "generic",
+        [tmp_path],
+        user_col="who",
+        item_col="what",
+        time_col="when",
+        title_col="name",
+        items_path=str(items),
+    )
     assert log.interactions.timestamp.tolist() == [1588687728000, 1588687800000]
     assert log.notes["timestamps_converted_from_seconds"] == 2
-    assert log.items.to_dict("list") == {"item": ["7", "8"], "title": ["Item 7", "Item 8"],
-                                         "description": ["d 7", "d 8"]}
-    forced = read_source("generic", [events, items], user_col="who", item_col="what", time_col="when",
-                         title_col="name", items_path=items, time_unit="ms")
+    assert log.items.to_dict("list") == {
+        "item": ["7", "8"],
+        "title": ["Item 7", "Item 8"],
+        "description": ["d 7", "d 8"],
+    }
+    forced = read_source(
+        "generic",
+        [events, items],
+        user_col="who",
+        item_col="what",
+        time_col="when",
+        title_col="name",
+        items_path=items,
+        time_unit="ms",
+    )
     assert forced.interactions.timestamp.tolist() == [1588687728, 1588687800]
 
 
@@ -64,7 +95,9 @@ def test_errors_name_columns_and_lines(tmp_path):
     events.write_text("user_id,item_id,timestamp\nu,a,1588687728923\nu,a,later\n,a,1588687728923\n")
     with pytest.raises(DataFormatError, match=r"events.csv:3: timestamp"):
         read_source("generic", [tmp_path])
-    with pytest.raises(DataFormatError, match=r"items.csv: missing column\(s\) \['title'\].*found \['item_id', 'name'\]"):
+    with pytest.raises(
+        DataFormatError, match=r"items.csv: missing column\(s\) \['title'\].*found \['item_id', 'name'\]"
+    ):
         read_source("generic", [tmp_path], skip_bad_lines=True)
     log = read_source("generic", [tmp_path], skip_bad_lines=True, title_col="name")
     assert len(log.interactions) == 1 and log.bad_lines.to_dict()["total"] == 2
@@ -86,3 +119,18 @@ def test_corrupt_parquet(tmp_path):
     ITEMS.to_csv(tmp_path / "items.csv", index=False)
     with pytest.raises(DataFormatError, match="Parquet"):
         read_source("generic", [tmp_path])
+
+
+def test_parquet_datetimes_and_int_ids(tmp_path):
+    events = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "item_id": [10, 20],
+            "timestamp": pd.to_datetime(["2021-08-11 00:56:54", "2022-07-16 00:00:00"], utc=True),
+        }
+    )
+    events.to_parquet(tmp_path / "events.parquet")
+    pd.DataFrame({"item_id": [10, 20], "title": ["Ten", None]}).to_parquet(tmp_path / "items.parquet")
+    log = read_source("generic", [tmp_path])
+    assert log.interactions.values.tolist()[0][:3] == ["1", "10", 1628643414000]
+    assert log.items.title.tolist() == ["Ten", ""] and log.notes["items_without_title"] == 1

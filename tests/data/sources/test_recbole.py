@@ -8,16 +8,27 @@ from tests.data.sources.fixtures import write_lines
 
 # UniSRec layout: user 0 = items [0, 1, 2, 3, 4] (indices into .item2index), user 1 = [2, 0, 5].
 SEQ_FILES = {
-    "Toy.train.inter": ["user_id:token\titem_id_list:token_seq\titem_id:token", "0\t0 1\t2", "0\t0\t1", "1\t2\t0"],
+    "Toy.train.inter": [
+        "user_id:token\titem_id_list:token_seq\titem_id:token",
+        "0\t0 1\t2",
+        "0\t0\t1",
+        "1\t2\t0",
+    ],
     "Toy.valid.inter": ["user_id:token\titem_id_list:token_seq\titem_id:token", "0\t0 1 2\t3", "1\t2 0\t5"],
     "Toy.test.inter": ["user_id:token\titem_id_list:token_seq\titem_id:token", "0\t0 1 2 3\t4"],
     "Toy.item2index": ["B0A\t0", "B0B\t1", "B0C\t2", "B0D\t3", "B0E\t4", "B0F\t5"],
     "Toy.user2index": ["AUSER0\t0", "AUSER1\t1"],
-    "Toy.text": ["item_id:token\ttext:token_seq"] + [
+    "Toy.text": ["item_id:token\ttext:token_seq"]
+    + [
         f"B0{c}\t{title}. Industrial & Scientific Lab Supplies. {brand}. "
-        for c, title, brand in [("A", "24 Oz. Sprayer Bottles, Pack Of 3", "Continental"),
-                                ("B", "Gorilla Glue", "Gorilla"), ("C", "Angel TENS Pads 2x2 in. Reusable", "K.S. Choi Corp"),
-                                ("D", "Tape", "3M"), ("E", "Gloves", "Ansell"), ("F", "Beaker", "Pyrex")]
+        for c, title, brand in [
+            ("A", "24 Oz. Sprayer Bottles, Pack Of 3", "Continental"),
+            ("B", "Gorilla Glue", "Gorilla"),
+            ("C", "Angel TENS Pads 2x2 in. Reusable", "K.S. Choi Corp"),
+            ("D", "Tape", "3M"),
+            ("E", "Gloves", "Ansell"),
+            ("F", "Beaker", "Pyrex"),
+        ]
     ],
 }
 
@@ -56,23 +67,41 @@ def test_split_unisrec_text_without_common_category_start():
 
 
 def test_interaction_rows_with_item_file(tmp_path):
-    _write(tmp_path, {
-        "ml.inter": ["user_id:token\titem_id:token\trating:float\ttimestamp:float",
-                     "1\t10\t5\t978300760", "1\t20\t3\t978302109", "2\t10\t4\t978301968"],
-        "ml.item": ["item_id:token\tmovie_title:token_seq\trelease_year:token",
-                    "10\tOne Flew Over the Cuckoo's Nest\t1975", "20\tJames and the Giant Peach\t1996"],
-    })
+    _write(
+        tmp_path,
+        {
+            "ml.inter": [
+                "user_id:token\titem_id:token\trating:float\ttimestamp:float",
+                "1\t10\t5\t978300760",
+                "1\t20\t3\t978302109",
+                "2\t10\t4\t978301968",
+            ],
+            "ml.item": [
+                "item_id:token\tmovie_title:token_seq\trelease_year:token",
+                "10\tOne Flew Over the Cuckoo's Nest\t1975",
+                "20\tJames and the Giant Peach\t1996",
+            ],
+        },
+    )
     log = read_source("recbole", [tmp_path])
     df = log.interactions
-    assert df.values.tolist() == [["1", "10", 978300760000, 5.0], ["1", "20", 978302109000, 3.0],
-                                  ["2", "10", 978301968000, 4.0]]
+    assert df.values.tolist() == [
+        ["1", "10", 978300760000, 5.0],
+        ["1", "20", 978302109000, 3.0],
+        ["2", "10", 978301968000, 4.0],
+    ]
     assert log.has_time and log.notes["timestamps_converted_from_seconds"] == 3
     assert log.items.set_index("item")["title"]["20"] == "James and the Giant Peach"
 
 
 def test_interaction_rows_without_time_get_ordinals(tmp_path):
-    _write(tmp_path, {"x.inter": ["user_id:token\titem_id:token", "u\ta", "u\tb", "v\ta"],
-                      "x.item": ["item_id:token\ttitle:token_seq", "a\tA", "b\tB"]})
+    _write(
+        tmp_path,
+        {
+            "x.inter": ["user_id:token\titem_id:token", "u\ta", "u\tb", "v\ta"],
+            "x.item": ["item_id:token\ttitle:token_seq", "a\tA", "b\tB"],
+        },
+    )
     log = read_source("recbole", [tmp_path])
     assert log.interactions.timestamp.tolist() == [0, 1, 0] and not log.has_time
 
@@ -92,7 +121,10 @@ def test_missing_titles_and_fields(tmp_path):
     _write(tmp_path, {"x.inter": ["user_id:token\titem_id:token", "u\ta"]})
     with pytest.raises(DataFormatError, match="no titles"):
         read_source("recbole", [tmp_path])
-    _write(tmp_path, {"x.inter": ["uid:token\titem_id:token", "u\ta"], "x.item": ["item_id:token\ttitle", "a\tA"]})
+    _write(
+        tmp_path,
+        {"x.inter": ["uid:token\titem_id:token", "u\ta"], "x.item": ["item_id:token\ttitle", "a\tA"]},
+    )
     with pytest.raises(DataFormatError, match="missing field 'user_id'"):
         read_source("recbole", [tmp_path])
     log = read_source("recbole", [tmp_path], user_field="uid")
@@ -100,10 +132,17 @@ def test_missing_titles_and_fields(tmp_path):
 
 
 def test_several_datasets_and_options(tmp_path):
-    _write(tmp_path, {"a.inter": ["user_id:token\titem_id:token", "u\ta"],
-                      "b.inter": ["user_id:token\titem_id:token", "u\ta"]})
-    with pytest.raises(DataFormatError, match="several datasets"):
+    _write(
+        tmp_path,
+        {
+            "a.inter": ["user_id:token\titem_id:token", "u\ta"],
+            "b.inter": ["user_id:token\titem_id:token", "u\ta"],
+        },
+    )
+    with pytest.raises(ConfigError, match="several datasets"):
         read_source("recbole", [tmp_path])
+    (tmp_path / "b.item").write_text("item_id:token\ttitle:token_seq\na\tA\n")
+    assert read_source("recbole", [tmp_path], name="b").items.title.tolist() == ["A"]
     with pytest.raises(ConfigError, match="no option"):
         read_source("recbole", [tmp_path], colour="red")
     with pytest.raises(ConfigError, match="holds no split"):

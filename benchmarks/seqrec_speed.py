@@ -1,0 +1,236 @@
+"""Speed and memory of the downstream recommenders and of exact full-ranking evaluation.
+
+Phases (each in a fresh process, so that its peak memory is its own):
+
+* ``train_sasrec`` / ``train_gru4rec``: training sequences/s (examples per second, batch 256, full softmax)
+  on a synthetic 50k-user × 20k-item leave-one-out dataset (every prefix supervised), over ``--train-steps``
+  batches; with the projected time of one epoch.
+* ``eval_sasrec``: full-ranking evaluation users/s of SASRec on that dataset's 50k test users.
+* ``eval_1m``: full ranking of 10k users against 1M items (random 128-d vectors), with the extra memory it
+  needs beyond its inputs (the issue's bound: 4 GB).
+* ``per_user_loop``: the same 1M-item ranking one user at a time in Python, on a few users, for scale.
+
+    python benchmarks/seqrec_speed.py [--threads 2] [--train-steps 20] [--out benchmarks/results/seqrec_speed.json]
+
+Runs on the GPU when one is present (then peak memory is also reported from ``torch.cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from llm2rec.io import atomic_write_json
+
+NUM_USERS, NUM_ITEMS, MAX_HISTORY = 50_000, 20_000, 10
+BIG_ITEMS, BIG_USERS, DIM = 1_000_000, 10_000, 128
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def synthetic_data(seed: int = 0):
+    """Leave-one-out sequences with Zipf-like item popularity and lengths 3..50 (mean ≈ 10)."""
+    from llm2rec.seqrec.data import SeqRecData
+
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.geometric(1 / 8, NUM_USERS) + 2, 3, 50)
+    popularity = 1.0 / np.arange(1, NUM_ITEMS + 1) ** 0.8
+    flat = rng.choice(NUM_ITEMS, size=int(lengths.sum()), p=popularity / popularity.sum()) + 1
+    seqs = np.split(flat, np.cumsum(lengths)[:-1])
+    n_train = lengths - 2
+    sequences = pd.DataFrame({"user": np.arange(NUM_USERS), "items": seqs, "n_train": n_train, "n_valid": 1})
+
+    def split(offset):
+        return pd.DataFrame(
+            {
+                "user": np.arange(NUM_USERS),
+                "history": [s[max(0, len(s) - offset - MAX_HISTORY) : len(s) - offset] for s in seqs],
+                "target": [s[len(s) - offset] for s in seqs],
+            }
+        )
+
+    train_sequences = [s[:n] for s, n in zip(seqs, n_train, strict=True)]
+    return SeqRecData.from_frames(train_sequences, split(2), split(1), sequences, NUM_ITEMS, MAX_HISTORY)
+
+
+def build(name: str, data, device):
+    from llm2rec.seqrec.run import SeqRecConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(SeqRecConfig(model=name).resolved(False), data, None).to(device)
+
+
+def phase_train(name: str, steps: int, device) -> dict:
+    import torch.nn.functional as F
+
+    data = synthetic_data()
+    model = build(name, data, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    train, batch = data.train, 256
+    order = torch.randperm(len(train))
+    hist, lens, targets = (t[order].to(device) for t in (train.histories, train.lengths, train.targets))
+
+    def step(i):
+        sl = slice(i * batch, (i + 1) * batch)
+        loss = F.cross_entropy(model(hist[sl], lens[sl]), targets[sl] - 1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    step(0)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(1, steps + 1):
+        step(i)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    rate = steps * batch / seconds
+    return {
+        "train_examples": len(train),
+        "steps": steps,
+        "sequences_per_s": round(rate, 1),
+        "projected_epoch_s": round(len(train) / rate, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        **_gpu_peak(device),
+    }
+
+
+def phase_eval_model(device) -> dict:
+    from llm2rec.seqrec.trainer import rank_targets
+
+    data = synthetic_data()
+    model = build("sasrec", data, device)
+    before = rss_mb()
+    _sync(device)
+    start = time.perf_counter()
+    ranks = rank_targets(model, data.test)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {
+        "users": len(ranks),
+        "items": NUM_ITEMS,
+        "seconds": round(seconds, 2),
+        "users_per_s": round(len(ranks) / seconds, 1),
+        "rss_before_mb": round(before, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        **_gpu_peak(device),
+    }
+
+
+def phase_eval_1m(device) -> dict:
+    from llm2rec.seqrec.metrics import full_ranking_ranks
+
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randn(BIG_USERS, DIM, generator=gen).to(device)
+    items = torch.randn(BIG_ITEMS, DIM, generator=gen).to(device)
+    targets = torch.randint(1, BIG_ITEMS + 1, (BIG_USERS,), generator=gen)
+    inputs_mb = rss_mb()
+    _sync(device)
+    start = time.perf_counter()
+    ranks = full_ranking_ranks(users, items, targets)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {
+        "users": BIG_USERS,
+        "items": BIG_ITEMS,
+        "dim": DIM,
+        "seconds": round(seconds, 2),
+        "users_per_s": round(BIG_USERS / seconds, 1),
+        "rss_with_inputs_mb": round(inputs_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "extra_peak_mb": round(peak_rss_mb() - inputs_mb, 1),
+        "mean_rank": float(ranks.double().mean()),
+        **_gpu_peak(device),
+    }
+
+
+def phase_per_user_loop(num_users: int, device) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    users = torch.randn(num_users, DIM, generator=gen).to(device)
+    items = torch.randn(BIG_ITEMS, DIM, generator=gen).to(device)
+    targets = torch.randint(1, BIG_ITEMS + 1, (num_users,), generator=gen)
+    start = time.perf_counter()
+    for u in range(num_users):
+        scores = items @ users[u]
+        _ = int((scores > scores[targets[u] - 1]).sum()) + 1
+    seconds = time.perf_counter() - start
+    return {"users": num_users, "items": BIG_ITEMS, "users_per_s": round(num_users / seconds, 1)}
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _gpu_peak(device) -> dict:
+    if device.type != "cuda":
+        return {}
+    return {"gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+
+
+def _child(queue, threads: int, fn_name: str, args: tuple) -> None:
+    torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    queue.put(globals()[fn_name](*args, device))
+
+
+def run_phase(threads: int, fn_name: str, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, threads, fn_name, args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    print(fn_name, args, result, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--loop-users", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "seqrec_speed.json")
+    args = parser.parse_args()
+    results = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": mp.cpu_count(),
+            "torch_threads": args.threads,
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        },
+        "dataset": {"users": NUM_USERS, "items": NUM_ITEMS, "max_history": MAX_HISTORY},
+        "train_sasrec": run_phase(args.threads, "phase_train", "sasrec", args.train_steps),
+        "train_gru4rec": run_phase(args.threads, "phase_train", "gru4rec", args.train_steps),
+        "eval_sasrec": run_phase(args.threads, "phase_eval_model"),
+        "eval_1m": run_phase(args.threads, "phase_eval_1m"),
+        "per_user_loop": run_phase(args.threads, "phase_per_user_loop", args.loop_users),
+    }
+    results["eval_1m"]["speedup_vs_per_user_loop"] = round(
+        results["eval_1m"]["users_per_s"] / results["per_user_loop"]["users_per_s"], 1
+    )
+    atomic_write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llm2rec.data.schema import DataFormatError
+from llm2rec.errors import ConfigError
+from llm2rec.seqrec import run_seqrec
+
+
+def test_results_directory_contract(cyclic_dataset, tmp_path):
+    out = tmp_path / "res"
+    results = run_seqrec(
+        cyclic_dataset.root, model="gru4rec", seeds=(1, 2), out_dir=out, epochs=2, lr=1e-2, progress=False
+    )
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["metrics"] == results["metrics"]
+    for key in ("recall@10", "ndcg@10", "mrr@10", "recall@5", "ndcg@20"):
+        entry = on_disk["metrics"][key]
+        assert len(entry["per_seed"]) == 2
+        assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]))
+        assert entry["std"] == pytest.approx(np.std(entry["per_seed"]))  # population std by default
+    for seed in (1, 2):
+        metrics = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())
+        assert metrics["test"]["recall@10"] in on_disk["metrics"]["recall@10"]["per_seed"]
+        assert len(metrics["curve"]) == metrics["epochs_run"] == 2
+        assert (out / f"seed-{seed}" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "results.csv").read_text().splitlines()[0] == "metric,mean,std,seed_1,seed_2"
+    assert "gru4rec (id)" in (out / "results.md").read_text()
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["lr"] == 1e-2 and config["dataset"]["checksum"] == cyclic_dataset.checksum
+    with pytest.raises(FileExistsError):
+        run_seqrec(cyclic_dataset.root, model="pop", out_dir=out)
+
+
+def test_popularity_is_deterministic_and_runs_once(cyclic_dataset, tmp_path):
+    results = run_seqrec(cyclic_dataset.root, model="pop", out_dir=tmp_path / "pop")
+    assert results["seeds"] == ["none"] and results["metrics"]["recall@10"]["std"] == 0.0
+    assert (tmp_path / "pop" / "seed-none" / "metrics.json").is_file()
+
+
+def test_same_seed_same_result(cyclic_dataset):
+    kw = dict(model="sasrec", seeds=(3,), epochs=1, progress=False, hidden=16, ffn=32)
+    assert (
+        run_seqrec(cyclic_dataset.root, **kw)["metrics"] == run_seqrec(cyclic_dataset.root, **kw)["metrics"]
+    )
+
+
+def test_bad_settings_are_config_errors(cyclic_dataset):
+    with pytest.raises(ConfigError, match="needs --embeddings"):
+        run_seqrec(cyclic_dataset.root, item_repr="text")
+    with pytest.raises(ConfigError, match="unknown seqrec setting"):
+        run_seqrec(cyclic_dataset.root, learning_rate=1)
+    with pytest.raises(ConfigError, match="--model must be one of"):
+        run_seqrec(cyclic_dataset.root, model="bert4rec")
+
+
+def test_cli_refuses_a_mismatched_embeddings_file(cyclic_dataset, tmp_path):
+    from llm2rec.cli import app
+
+    bad = tmp_path / "vecs.npy"
+    np.save(bad, np.zeros((cyclic_dataset.num_items, 8), np.float32))  # one row short: no padding row
+    result = CliRunner().invoke(
+        app,
+        [
+            "seqrec",
+            "--dataset",
+            str(cyclic_dataset.root),
+            "--embeddings",
+            str(bad),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert isinstance(result.exception, DataFormatError)
+    assert "expected 31 rows (row 0 = padding, row i = item i)" in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_runs_text_mode_with_several_seeds(cyclic_dataset, tmp_path):
+    from llm2rec.cli import app
+
+    vecs = tmp_path / "v.npy"
+    np.save(vecs, np.random.default_rng(0).normal(size=(cyclic_dataset.num_items + 1, 6)).astype(np.float32))
+    (tmp_path / "v.json").write_text(
+        json.dumps({"num_items": 30, "dim": 6, "dataset_checksum": cyclic_dataset.checksum})
+    )
+    args = [
+        "seqrec",
+        "-d",
+        str(cyclic_dataset.root),
+        "-e",
+        str(vecs),
+        "--out",
+        str(tmp_path / "o"),
+        "--seeds",
+        "4",
+        "5",
+    ]
+    result = CliRunner().invoke(
+        app,
+        [
+            *args,
+            "--epochs",
+            "1",
+            "--item-repr",
+            "text+id",
+            "--ks",
+            "1,5",
+            "--valid-metric",
+            "ndcg@5",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["seeds"] == [4, 5] and saved["item_repr"] == "text+id"
+    assert set(saved["metrics"]) == {"recall@1", "ndcg@1", "mrr@1", "recall@5", "ndcg@5", "mrr@5"}
