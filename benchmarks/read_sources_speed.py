@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import random
 import resource
@@ -105,24 +106,28 @@ def main() -> None:
             Path(tmp), args.reviews, n_users=args.reviews // 8, n_items=args.reviews // 20
         )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         log = read_source("amazon2023", [reviews, meta])
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         csvs = write_benchmark_csvs(Path(tmp), log)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         bench = read_source("amazon2023-benchmark", [*csvs, meta], use_shipped_split=True)
-        bench_seconds = time.perf_counter() - t0
+        bench_seconds, bench_cpu = time.perf_counter() - t0, time.process_time() - c0
         result = {
             "benchmark_csv_rows": len(bench.interactions),
             "benchmark_csv_read_seconds": round(bench_seconds, 2),
+            "benchmark_csv_read_cpu_seconds": round(bench_cpu, 2),
             "benchmark_history_disagreements": bench.notes["history_disagreements"],
             "reviews": len(log.interactions),
             "items": len(log.items),
             "reviews_gz_mb": round(reviews.stat().st_size / 2**20, 1),
             "read_seconds": round(seconds, 2),
+            "read_cpu_seconds": round(cpu, 2),
             "reviews_per_second": round(len(log.interactions) / seconds),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "rss_before_read_mb": round(rss_before),
+            # wall time depends on what else runs on the machine; CPU time much less so
+            "load_average_1min": round(os.getloadavg()[0], 1),
             "machine": f"{platform.machine()} {platform.processor() or ''} ({platform.python_version()})".strip(),
         }
     print(json.dumps(result, indent=2))

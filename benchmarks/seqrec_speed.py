@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import platform
 import resource
 import time
@@ -214,6 +215,7 @@ def main() -> None:
         "machine": {
             "platform": platform.platform(),
             "cpu_count": mp.cpu_count(),
+            "load_average_at_start": list(os.getloadavg()),  # other jobs on the machine slow every number
             "torch_threads": args.threads,
             "torch": torch.__version__,
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
@@ -228,6 +230,7 @@ def main() -> None:
     results["eval_1m"]["speedup_vs_per_user_loop"] = round(
         results["eval_1m"]["users_per_s"] / results["per_user_loop"]["users_per_s"], 1
     )
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
     atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
 

@@ -108,10 +108,9 @@ def embed(
 ) -> None:
     """Encode every item of a dataset into an (N+1, d) float32 .npy (row 0 = zeros)."""
     from llm2rec.embed import embed_items
-    from llm2rec.train.mntp import resolve_model_dir
 
     path = embed_items(
-        resolve_model_dir(encoder),
+        encoder,
         dataset,
         out,
         pooling=pooling,

@@ -58,7 +58,7 @@ class Stage:
     deps: list[str]
     settings: dict
     output: Path
-    action: Callable[[Stage, bool], None]  # (stage, resume) -> None
+    action: Callable[[Pipeline, Stage, bool], None]  # (pipeline, stage, resume) -> None
     fingerprint: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -196,10 +196,12 @@ class Pipeline:
 
 
 def _remove(path: Path) -> None:
+    """Remove a stage's output and its side files (CSFT keeps checkpoints in ``<out>.work``)."""
     if path.is_dir():
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+    shutil.rmtree(path.with_name(path.name + ".work"), ignore_errors=True)
     json_side = path.with_suffix(".json")
     if path.suffix == ".npy" and json_side.exists():
         json_side.unlink()

@@ -50,7 +50,7 @@ def _run_and_show(cfg: dict, out: Path, force) -> None:
     t0 = time.perf_counter()
     results = run_pipeline(cfg, out, force)
     console = Console()
-    console.print(Markdown("\n".join(results_table(results))))
+    console.print(Markdown("\n".join(results_table(results, describe=False))))
     console.print(
         f"finished in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'} ({out / 'report.html'})"
     )

@@ -40,7 +40,7 @@ def _fmt(m: dict | None) -> str:
     return f"{m['mean']:.4f} ± {std:.4f}" if std is not None else f"{m['mean']:.4f}"
 
 
-def results_table(results: dict) -> list[str]:
+def results_table(results: dict, describe: bool = True) -> list[str]:
     """Markdown rows; the best mean per recommender and column is in bold."""
     entries = results["entries"]
     best = {}

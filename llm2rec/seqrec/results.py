@@ -71,6 +71,9 @@ def write_results(out_dir: str | Path, results: dict, label: str) -> None:
     atomic_write_json(out_dir / "results.json", results)
     atomic_write_text(out_dir / "results.csv", metrics_csv(results["metrics"], results["seeds"]))
     keys = list(results["metrics"])
-    std_note = f"mean ± {results['std']} std over seeds {', '.join(map(str, results['seeds']))}"
+    if results["seeds"] == ["none"]:
+        std_note = "deterministic, one run"
+    else:
+        std_note = f"mean ± {results['std']} std over seeds {', '.join(map(str, results['seeds']))}"
     text = f"# {label}\n\nTest split, {std_note}.\n\n" + markdown_table({label: results["metrics"]}, keys)
     atomic_write_text(out_dir / "results.md", text)

@@ -113,7 +113,12 @@ def run_seqrec(
     dataset = Dataset.load(dataset_dir)
     data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise)
     vectors = None
-    if embeddings is not None and cfg.model not in BASELINES:
+    if embeddings is not None and (cfg.model in BASELINES or cfg.item_repr == "id"):
+        log.warning(
+            "ignoring --embeddings: %s with item representation %s does not use them", model, cfg.item_repr
+        )
+        embeddings = None
+    if embeddings is not None:
         vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
         vectors = normalise_vectors(vectors, cfg.vector_norm)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))

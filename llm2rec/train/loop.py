@@ -428,7 +428,9 @@ class _Run:
         if "loss" not in metrics:
             raise ValueError("eval_fn must return a dict with 'loss'")
         self.record({"step": self.step, "split": "eval", **metrics})
-        if self.best_loss is None or metrics["loss"] < self.best_loss:
+        # The evaluation before training is a reference point, not a candidate: the stage hands on a
+        # trained model (as the paper's Trainer, whose best is chosen among saved checkpoints).
+        if self.step > 0 and (self.best_loss is None or metrics["loss"] < self.best_loss):
             self.best_loss, self.best_step = float(metrics["loss"]), self.step
             if self.config.keep == "best":
                 self.save_model("best")

@@ -156,3 +156,24 @@ def test_two_views_of_a_title_end_up_closer_than_different_titles(tmp_path):
     assert encoder.pooling == "mean" and encoder.bidirectional
     stage = json.loads((tmp_path / "cl" / "stage.json").read_text())
     assert stage["config"]["temperature"] == 0.2
+
+
+def test_cli_contract(tmp_path):
+    from typer.testing import CliRunner
+
+    from llm2rec.cli import app
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer()
+    model_dir = save_pretrained_atomic(make_tiny_model("llama", tokenizer), tokenizer, tmp_path / "m")
+    data = write_tiny_dataset(tmp_path / "ds", tiny_titles(40))
+    args = ["contrastive", "--model", str(model_dir), "--dataset", str(data), "--out", str(tmp_path / "o")]
+    done = CliRunner().invoke(
+        app, [*args, "--max-steps", "2", "--preset", "cpu", "--temperature", "0.1", "--set", "progress=false"]
+    )
+    assert done.exit_code == 0, done.output
+    stage = json.loads((tmp_path / "o" / "stage.json").read_text())
+    assert stage["config"]["temperature"] == 0.1 and stage["config"]["max_steps"] == 2
+    bad = CliRunner().invoke(app, [*args, "--max-steps", "2", "--set", "colour=1"])
+    assert bad.exit_code != 0 and "colour" in str(bad.exception)

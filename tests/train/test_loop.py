@@ -89,7 +89,9 @@ def test_length_grouping_reduces_padding():
         return 1 - sum(lengths[i] for b in batches for i in b) / padded
 
     plain = padding(plan_epoch(400, cfg, 0))
-    grouped_batches = plan_epoch(400, config(effective_batch=16, micro_batch=4, length_grouped=True), 0, lengths)
+    grouped_batches = plan_epoch(
+        400, config(effective_batch=16, micro_batch=4, length_grouped=True), 0, lengths
+    )
     assert sorted(i for b in grouped_batches for i in b) == list(range(400))
     assert padding(grouped_batches) < plain / 3
 
@@ -114,8 +116,16 @@ def test_config_rejects_bad_batch_sizes():
 def test_training_lowers_loss_and_keeps_best(tmp_path, tokenizer, lm_data):
     model = make_tiny_model("qwen2", tokenizer)
     cfg = config(max_steps=8, eval_every=4, log_every=2)
-    result = train_loop(model, lm_data, make_collate(tokenizer), CountingLoss(), cfg, tmp_path / "run",
-                        eval_dataset=lm_data[:8], tokenizer=tokenizer)
+    result = train_loop(
+        model,
+        lm_data,
+        make_collate(tokenizer),
+        CountingLoss(),
+        cfg,
+        tmp_path / "run",
+        eval_dataset=lm_data[:8],
+        tokenizer=tokenizer,
+    )
     evals = [e for e in result.history if e["split"] == "eval"]
     assert [e["step"] for e in evals] == [0, 4, 8]
     assert evals[-1]["loss"] < evals[0]["loss"]
@@ -133,8 +143,16 @@ def test_training_lowers_loss_and_keeps_best(tmp_path, tokenizer, lm_data):
 
 def test_keep_last_hands_on_the_last_model(tmp_path, tokenizer, lm_data):
     cfg = config(max_steps=2, keep="last", eval_every=1)
-    result = train_loop(make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
-                        cfg, tmp_path / "run", eval_dataset=lm_data[:4], tokenizer=tokenizer)
+    result = train_loop(
+        make_tiny_model("llama", tokenizer),
+        lm_data,
+        make_collate(tokenizer),
+        CountingLoss(),
+        cfg,
+        tmp_path / "run",
+        eval_dataset=lm_data[:4],
+        tokenizer=tokenizer,
+    )
     assert result.chosen_dir == tmp_path / "run" / "last"
     assert not (tmp_path / "run" / "best").exists()
 
@@ -157,7 +175,9 @@ def test_resume_continues_as_if_never_stopped(tmp_path, tokenizer, lm_data):
     resumed = train_loop(fresh_model(seed=7), lm_data, collate, CountingLoss(), cfg, tmp_path / "b", **kwargs)
 
     assert max_diff(weights(straight.last_dir), weights(resumed.last_dir)) < 1e-6
-    drop_calls = [{k: v for k, v in e.items() if k not in ("calls", "tokens_per_s", "mfu")} for e in straight.history]
+    drop_calls = [
+        {k: v for k, v in e.items() if k not in ("calls", "tokens_per_s", "mfu")} for e in straight.history
+    ]
     assert drop_calls == [
         {k: v for k, v in e.items() if k not in ("calls", "tokens_per_s", "mfu")} for e in resumed.history
     ]
@@ -166,11 +186,23 @@ def test_resume_continues_as_if_never_stopped(tmp_path, tokenizer, lm_data):
 def test_resume_refuses_a_changed_data_order(tmp_path, tokenizer, lm_data):
     collate = make_collate(tokenizer)
     with pytest.raises(KeyboardInterrupt):
-        train_loop(make_tiny_model("llama", tokenizer), lm_data, collate, CountingLoss(fail_at=5),
-                   config(save_every=1), tmp_path / "run")
+        train_loop(
+            make_tiny_model("llama", tokenizer),
+            lm_data,
+            collate,
+            CountingLoss(fail_at=5),
+            config(save_every=1),
+            tmp_path / "run",
+        )
     with pytest.raises(ConfigError, match="seed"):
-        train_loop(make_tiny_model("llama", tokenizer), lm_data, collate, CountingLoss(),
-                   config(save_every=1, seed=1), tmp_path / "run")
+        train_loop(
+            make_tiny_model("llama", tokenizer),
+            lm_data,
+            collate,
+            CountingLoss(),
+            config(save_every=1, seed=1),
+            tmp_path / "run",
+        )
 
 
 _DDP_WORKER = """
@@ -191,17 +223,34 @@ train_loop(make_tiny_model("qwen2", tok, attention_dropout=0.0), data, make_coll
 @pytest.mark.slow
 def test_two_process_ddp_equals_one_process(tmp_path, tokenizer, lm_data):
     cfg = config(max_steps=3, effective_batch=8, micro_batch=2, length_grouped=True)
-    single = train_loop(make_tiny_model("qwen2", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
-                        cfg, tmp_path / "one", eval_dataset=lm_data[:6], tokenizer=tokenizer)
+    single = train_loop(
+        make_tiny_model("qwen2", tokenizer),
+        lm_data,
+        make_collate(tokenizer),
+        CountingLoss(),
+        cfg,
+        tmp_path / "one",
+        eval_dataset=lm_data[:6],
+        tokenizer=tokenizer,
+    )
 
     worker = tmp_path / "worker.py"
     worker.write_text(textwrap.dedent(_DDP_WORKER.format(tests_dir=str(Path(__file__).parent))))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(worker), str(tmp_path / "two")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(worker),
+        str(tmp_path / "two"),
+    ]
     # Own process group, so a hang kills the workers too, not only the launcher.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         _, stderr = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:

@@ -130,3 +130,19 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
     assert is_bidirectional(AutoConfig.from_pretrained(chosen))
     stage = json.loads((out / "stage.json").read_text())
     assert stage["eval_titles"] == 12 and stage["train_titles"] == 48
+
+
+def test_cli_contract(tmp_path, tokenizer):
+    from typer.testing import CliRunner
+
+    from llm2rec.cli import app
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model
+
+    model_dir = save_pretrained_atomic(make_tiny_model("qwen2", tokenizer), tokenizer, tmp_path / "m")
+    data = write_tiny_dataset(tmp_path / "ds", tiny_titles(40))
+    args = ["mntp", "--model", str(model_dir), "--dataset", str(data), "--out", str(tmp_path / "o")]
+    done = CliRunner().invoke(app, [*args, "--max-steps", "2", "--preset", "cpu", "--set", "progress=false"])
+    assert done.exit_code == 0, done.output
+    assert "held-out loss" in done.output
+    assert json.loads((tmp_path / "o" / "done.json").read_text())["last_step"] == 2

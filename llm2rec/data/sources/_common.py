@@ -122,8 +122,8 @@ def read_csv_table(
         header=0 if header else None,
         names=names,
         quoting=csv.QUOTE_MINIMAL,
-        index_col=False,
-    )  # never turn a surplus first field into the index
+        index_col=False,  # never turn a surplus first field into the index
+    )
     try:
         return _read_csv_reporting_bad_rows(path, bad, path, kwargs)
     except UnicodeDecodeError:

@@ -85,8 +85,7 @@ def read(inputs: list[Path], *, bad: BadLines, use_shipped_split: bool = False, 
     rows["timestamp"] = timestamps
     notes = {"rows": len(rows), **timestamp_notes(converted, len(rows))}
     if HISTORY in rows.columns:
-        rows, notes["history_items_added"] = _complete_from_history(rows)
-        notes["history_disagreements"] = _count_history_disagreements(rows)
+        rows, notes["history_items_added"], notes["history_disagreements"] = _use_history(rows)
     interactions = interactions_frame(
         rows["user"].tolist(), rows["item"].tolist(), rows["timestamp"], rows["rating"]
     )
@@ -176,43 +175,46 @@ def _sniff(path: Path) -> tuple[bool, int]:
     return fields[0].strip().strip('"') == "user_id", len(fields)
 
 
-def _complete_from_history(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Add the earlier items that a user's histories name but no given row holds (e.g. the train file was not
-    given), as train events just before the user's first row (1 ms apart, in history order)."""
-    last = rows.sort_values("timestamp", kind="stable").groupby("user", sort=False).tail(1)
-    first_time = rows.groupby("user", sort=False)["timestamp"].min().to_dict()
-    seen = rows.groupby("user", sort=False)["item"].agg(set).to_dict()
-    added = {"user": [], "item": [], "timestamp": [], "history": []}
-    for user, history in zip(last["user"], last[HISTORY]):
-        if not isinstance(history, str):  # a row from a file without history
-            continue
-        missing = [item for item in history.split() if item not in seen[user]]
-        missing = list(dict.fromkeys(missing))
-        start = int(first_time[user]) - len(missing)
-        for j, item in enumerate(missing):
-            added["user"].append(user)
+def _use_history(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """Complete and check the rows with their ``history`` column, in one pass over each user's rows in time
+    order. Returns (rows with added events, number added, number of rows whose history disagrees).
+
+    Completion: earlier items that the user's last history names but no given row holds (e.g. the train file
+    was not given) become train events 1 ms apart, in history order, just before the user's first row.
+    Check: each row's history must be the user's earlier distinct items, space-separated.
+    """
+    ordered = rows.sort_values(["user", "timestamp"], kind="stable")
+    users, items = ordered["user"].tolist(), ordered["item"].tolist()
+    times, histories = ordered["timestamp"].tolist(), ordered[HISTORY].tolist()
+    added = {"user": [], "item": [], "timestamp": [], HISTORY: []}
+    disagreements, start = 0, 0
+    while start < len(users):
+        end = start
+        while end < len(users) and users[end] == users[start]:
+            end += 1
+        earlier = _missing_before(items[start:end], histories[end - 1])
+        for j, item in enumerate(earlier):
+            added["user"].append(users[start])
             added["item"].append(item)
-            added["timestamp"].append(start + j)
-            added["history"].append(" ".join(missing[:j]))
-    if not added["user"]:
-        return rows, 0
-    extra = pd.DataFrame(added).assign(rating=np.nan, split="train")
-    return pd.concat([rows, extra[rows.columns]], ignore_index=True), len(extra)
+            added["timestamp"].append(times[start] - len(earlier) + j)
+            added[HISTORY].append(" ".join(earlier[:j]))
+        seen = set(earlier)
+        for i in range(start, end):
+            if isinstance(histories[i], str) and histories[i] != " ".join(earlier):
+                disagreements += 1
+            if items[i] not in seen:
+                seen.add(items[i])
+                earlier.append(items[i])
+        start = end
+    if added["user"]:
+        extra = pd.DataFrame(added).assign(rating=np.nan, split="train")
+        rows = pd.concat([rows, extra[rows.columns]], ignore_index=True)
+    return rows, len(added["user"]), disagreements
 
 
-def _count_history_disagreements(rows: pd.DataFrame) -> int:
-    """Rows whose ``history`` is not the user's earlier distinct items (chronological, space-separated)."""
-    rows = rows.reset_index(drop=True)
-    order = np.lexsort((np.arange(len(rows)), rows["timestamp"].to_numpy(), rows["user"].to_numpy()))
-    disagreements = 0
-    current_user, seen, earlier = None, set(), []
-    users, items, histories = rows["user"].to_numpy(), rows["item"].to_numpy(), rows[HISTORY].to_numpy()
-    for i in order:
-        if users[i] != current_user:
-            current_user, seen, earlier = users[i], set(), []
-        if isinstance(histories[i], str) and histories[i] != " ".join(earlier):
-            disagreements += 1
-        if items[i] not in seen:
-            seen.add(items[i])
-            earlier.append(items[i])
-    return disagreements
+def _missing_before(user_items: list[str], last_history) -> list[str]:
+    """Items of the user's last history that none of the user's rows holds, in history order."""
+    if not isinstance(last_history, str):  # a row from a file without history
+        return []
+    present = set(user_items)
+    return list(dict.fromkeys(item for item in last_history.split() if item not in present))

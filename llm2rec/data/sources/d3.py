@@ -142,7 +142,7 @@ def _select(inputs: list[Path], name: str | None) -> list[Path]:
     if name:
         files = [f for f in files if f.name.startswith(name)]
     from_dirs = [f for f in files if not any(Path(p) == f for p in inputs)]
-    stems = sorted({strip_compression(f.name)[: -len(".csv")] for f in from_dirs if _is_csv(f)})
+    stems = sorted({_dataset_name(f) for f in from_dirs if _is_csv(f)})
     if len(stems) > 1:
         raise ConfigError(
             f"the input folder holds several datasets ({', '.join(stems)}); pass --option "
@@ -151,6 +151,13 @@ def _select(inputs: list[Path], name: str | None) -> list[Path]:
     # Inside a folder, read train, then valid, then test: rows must come in time order per user.
     rank = {f: (SPLITS.index(split_of(f)) if split_of(f) else -1) for f in from_dirs}
     return sorted(from_dirs, key=lambda f: rank[f]) + [f for f in files if f not in rank]
+
+
+def _dataset_name(path: Path) -> str:
+    """``valid/Office_5.csv`` and ``Office_5.test.csv.gz`` → "Office_5"."""
+    stem = strip_compression(path.name)[: -len(".csv")]
+    base, _, split = stem.rpartition(".")
+    return base if base and split in SPLITS else stem
 
 
 # --------------------------------------------------------------------------- CSV rows

@@ -226,3 +226,12 @@ def test_gap_keeps_split_labels_in_order(tmp_path):
     assert log.interactions.item.tolist() == ["0", "1", "2", "3", "4"]
     assert log.presplit.tolist() == ["train", "valid", "valid", "valid", "test"]
     assert log.notes["history_disagreements"] == 1
+
+
+def test_split_in_file_names(tmp_path):
+    write_minionerec(tmp_path, [("A1", [0], 1)], name="Ind.valid")
+    write_minionerec(tmp_path, [("A1", [0, 1], 2)], name="Ind.test")
+    write_minionerec(tmp_path, [("A1", [], 0)], name="Ind.train")
+    log = read_source("d3", [tmp_path], use_shipped_split=True)
+    assert log.interactions.item.tolist() == ["0", "1", "2"]  # train, valid, test files read in that order
+    assert log.presplit.tolist() == ["train", "valid", "test"]
