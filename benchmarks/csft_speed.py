@@ -52,8 +52,8 @@ class ForwardClock:
 
 
 def prepare_scientific(out: Path) -> Path:
-    from llm2rec.data.protocol import ProtocolSettings, prepare
     from llm2rec.data.commands import load_raw
+    from llm2rec.data.protocol import ProtocolSettings, prepare
 
     raw = load_raw("recbole", [SCIENTIFIC], False, {}, False)
     prepare(raw, out, ProtocolSettings(kcore=0))
@@ -117,7 +117,9 @@ def run_trainer(model_name, train_set, tokenizer, args, seed) -> float:
             logging_steps=args.steps, use_cpu=not torch.cuda.is_available(), seed=seed,
             dataloader_num_workers=0, disable_tqdm=True,
         )  # fmt: skip
-        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=-100)
+        collator = DataCollatorForSeq2Seq(
+            tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=-100
+        )
         Trainer(model=model, args=training_args, train_dataset=rows, data_collator=collator,
                 callbacks=[End()]).train()  # fmt: skip
     clock.close()

@@ -103,7 +103,9 @@ def convert_gguf(gguf_path: str | Path, cache_dir: str | Path | None = None) -> 
     return target
 
 
-def load_tokenizer(name_or_path: str | Path, *, padding_side: str = "left", cache_dir: str | Path | None = None):
+def load_tokenizer(
+    name_or_path: str | Path, *, padding_side: str = "left", cache_dir: str | Path | None = None
+):
     """The model's tokenizer with an explicit padding side; the pad token is EOS when the model has none."""
     from transformers import AutoTokenizer
 
@@ -148,7 +150,9 @@ def check_attn_implementation(name: str) -> None:
     if name not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(f"attn_implementation {name!r} is not one of {', '.join(ATTN_IMPLEMENTATIONS)}")
     if name == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        raise ConfigError("attn_implementation=flash_attention_2 needs `pip install flash-attn` and a CUDA GPU")
+        raise ConfigError(
+            "attn_implementation=flash_attention_2 needs `pip install flash-attn` and a CUDA GPU"
+        )
 
 
 def _as_dtype(dtype):
@@ -156,8 +160,14 @@ def _as_dtype(dtype):
 
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in names:
         raise ConfigError(f"unknown dtype {dtype!r}; expected one of {', '.join(names)}")
     return names[dtype]

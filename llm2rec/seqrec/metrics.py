@@ -12,8 +12,9 @@ when rank ≤ K; all are 0 otherwise and are averaged over rows.
 Memory: scores are computed for a block of users against the whole catalogue at once, so the target's score
 and every competitor's come out of the same matrix product (bitwise comparable; a separately computed dot
 product could differ by an ulp and break exact ties). The user block is sized so that the score block fits
-``memory_budget`` bytes, and the comparisons run over item chunks, so a 1M-item catalogue needs about
-``memory_budget`` plus one item chunk of extra memory whatever the number of users.
+``memory_budget`` bytes, and the comparisons run over item chunks whose temporaries stay under a quarter of
+it, so evaluation needs about 1.25 × ``memory_budget`` (default 1 GiB) of extra memory whatever the number of
+users and items (as long as one user's scores fit).
 """
 
 from __future__ import annotations
@@ -26,15 +27,22 @@ import torch
 DEFAULT_KS = (5, 10, 20)
 METRIC_NAMES = ("recall", "ndcg", "mrr")
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for one block of float32 scores
-ITEM_CHUNK = 1 << 16
 
 
-def ranks_from_scores(scores: torch.Tensor, target_cols: torch.Tensor) -> torch.Tensor:
-    """Rank (1-based) of ``scores[b, target_cols[b]]`` within row b; ties favour the target."""
+def ranks_from_scores(
+    scores: torch.Tensor, target_cols: torch.Tensor, temp_budget: int = DEFAULT_MEMORY_BUDGET // 4
+) -> torch.Tensor:
+    """Rank (1-based) of ``scores[b, target_cols[b]]`` within row b; ties favour the target.
+
+    Comparisons run over column chunks: summing a bool block materialises it as int64 (8 bytes per
+    score), so each chunk is sized to keep that temporary under ``temp_budget`` bytes.
+    """
+    rows, cols = scores.shape
     target_scores = scores.gather(1, target_cols.view(-1, 1))
-    higher = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-    for start in range(0, scores.shape[1], ITEM_CHUNK):
-        higher += (scores[:, start : start + ITEM_CHUNK] > target_scores).sum(dim=1)
+    chunk = max(1, temp_budget // (9 * max(rows, 1)))
+    higher = torch.zeros(rows, dtype=torch.long, device=scores.device)
+    for start in range(0, cols, chunk):
+        higher += (scores[:, start : start + chunk] > target_scores).sum(dim=1)
     return higher + 1
 
 
@@ -64,7 +72,7 @@ def full_ranking_ranks(
         cols = targets[start:stop].to(scores.device) - 1
         if exclude is not None:
             _mask_excluded(scores, cols, exclude, start, stop)
-        ranks.append(ranks_from_scores(scores, cols).cpu())
+        ranks.append(ranks_from_scores(scores, cols, memory_budget // 4).cpu())
         del scores
     return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
 

@@ -10,7 +10,9 @@ import typer
 def csft(
     dataset: Path = typer.Option(..., "--dataset", help="Prepared dataset directory (llm2rec prepare)."),
     model: str = typer.Option(
-        "smollm2-135m", "--model", help="smollm2-135m, a Hugging Face hub id, a model directory or a .gguf file."
+        "smollm2-135m",
+        "--model",
+        help="smollm2-135m, a Hugging Face hub id, a model directory or a .gguf file.",
     ),
     out: Path = typer.Option(..., "--out", help="Output directory: a plain Hugging Face model + tokenizer."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (the preset's by default)."),
@@ -33,11 +35,15 @@ def csft(
     record = json.loads((Path(result) / "csft.json").read_text(encoding="utf-8"))
     before, after = record.get("generation_before") or {}, record.get("generation_after") or {}
     if record.get("eval_loss_before") is not None:
-        typer.echo(f"validation loss {record['eval_loss_before']:.4f} → {record['eval_loss_best']:.4f} "
-                   f"(chosen: {record['chosen']}, step {record['best_step']})")
+        typer.echo(
+            f"validation loss {record['eval_loss_before']:.4f} → {record['eval_loss_best']:.4f} "
+            f"(chosen: {record['chosen']}, step {record['best_step']})"
+        )
     if before and after:
-        typer.echo(f"generation exact match {before['exact_match']:.3f} → {after['exact_match']:.3f}, "
-                   f"in catalogue {before['in_catalogue']:.3f} → {after['in_catalogue']:.3f}")
+        typer.echo(
+            f"generation exact match {before['exact_match']:.3f} → {after['exact_match']:.3f}, "
+            f"in catalogue {before['in_catalogue']:.3f} → {after['in_catalogue']:.3f}"
+        )
     typer.echo(f"CSFT model written to {result}")
 
 

@@ -109,18 +109,19 @@ PRESETS: dict[str, dict] = {
     "paper": {},
     # SmolLM2-135M on a laptop CPU: a few minutes.
     "cpu": dict(
-        max_steps=80,
+        max_steps=60,
         effective_batch=8,
         micro_batch=8,
-        lr=1e-4,
-        warmup_steps=8,
-        max_length=128,
+        lr=2e-4,
+        warmup_steps=6,
+        max_length=96,
         eval_every=20,
         save_every=20,
         log_every=5,
-        eval_samples=128,
-        generation_samples=64,
-        max_new_tokens=40,
+        eval_samples=64,
+        generation_samples=32,
+        generation_batch=32,
+        max_new_tokens=32,
         mixed_precision="no",
     ),
 }
@@ -248,7 +249,9 @@ def csft_loss(model, batch: dict, accelerator=None) -> tuple[torch.Tensor, dict[
 def training_pairs(dataset) -> list[CSFTPair]:
     """Pairs from the training part only (the prepared ``csft`` table)."""
     table = dataset.csft_pairs()
-    return [CSFTPair(list(h), str(t)) for h, t in zip(table["history_titles"], table["target_title"], strict=True)]
+    return [
+        CSFTPair(list(h), str(t)) for h, t in zip(table["history_titles"], table["target_title"], strict=True)
+    ]
 
 
 def validation_pairs(dataset, limit: int | None, seed: int) -> list[CSFTPair]:
@@ -267,7 +270,9 @@ def validation_pairs(dataset, limit: int | None, seed: int) -> list[CSFTPair]:
 
 # -------------------------------------------------------------------------------------- the sanity metric
 @torch.no_grad()
-def generation_metrics(model, tokenizer, pairs: list[CSFTPair], catalogue: set[str], config: CSFTConfig) -> dict:
+def generation_metrics(
+    model, tokenizer, pairs: list[CSFTPair], catalogue: set[str], config: CSFTConfig
+) -> dict:
     """Greedy next-title generation: exact-match and in-catalogue rates over ``pairs``."""
     if not pairs:
         return {}
@@ -281,7 +286,9 @@ def generation_metrics(model, tokenizer, pairs: list[CSFTPair], catalogue: set[s
     for start in range(0, len(pairs), config.generation_batch):
         chunk = pairs[start : start + config.generation_batch]
         prompts = [
-            tokenizer(format_prompt(p.history_titles, config), add_special_tokens=False)["input_ids"][-prompt_room:]
+            tokenizer(format_prompt(p.history_titles, config), add_special_tokens=False)["input_ids"][
+                -prompt_room:
+            ]
             for p in chunk
         ]
         batch = CSFTCollator(tokenizer.pad_token_id, None)(
@@ -350,10 +357,18 @@ def run_csft(
     tokenizer = load_tokenizer(model, padding_side="left")
     train_set = CSFTDataset(training_pairs(dataset), tokenizer, config)
     eval_set = CSFTDataset(validation_pairs(dataset, config.eval_samples, config.seed), tokenizer, config)
-    gen_pairs = validation_pairs(dataset, config.generation_samples, config.seed + 1) if config.generation_samples else []
+    gen_pairs = (
+        validation_pairs(dataset, config.generation_samples, config.seed + 1)
+        if config.generation_samples
+        else []
+    )
     catalogue = {t.strip() for t in dataset.titles[1:]}
-    log.info("CSFT: %d training pairs (%d too long, dropped), %d validation pairs", len(train_set),
-             train_set.dropped_too_long, len(eval_set))
+    log.info(
+        "CSFT: %d training pairs (%d too long, dropped), %d validation pairs",
+        len(train_set),
+        train_set.dropped_too_long,
+        len(eval_set),
+    )
 
     lm = load_causal_lm(model, attn_implementation=config.attn_implementation)
     lm.config.pad_token_id = tokenizer.pad_token_id
@@ -410,16 +425,25 @@ def apply_lora(model, config: CSFTConfig):
     targets = [t for t in config.lora_target_modules if t in present]
     if not targets:
         raise ConfigError(f"none of lora_target_modules {config.lora_target_modules} exist in this model")
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
 def _generation_on_main(model, tokenizer, pairs, catalogue, config, state) -> dict:
     metrics = generation_metrics(model, tokenizer, pairs, catalogue, config) if state.is_main_process else {}
     if metrics:
-        log.info("generation sanity: exact match %.3f, in catalogue %.3f (%d samples)",
-                 metrics["exact_match"], metrics["in_catalogue"], metrics["samples"])
+        log.info(
+            "generation sanity: exact match %.3f, in catalogue %.3f (%d samples)",
+            metrics["exact_match"],
+            metrics["in_catalogue"],
+            metrics["samples"],
+        )
     return metrics
 
 

@@ -187,8 +187,18 @@ def dataset_lengths(dataset) -> list[int]:
 
 # ------------------------------------------------------------------------------------------------ throughput
 _GPU_PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peaks, for the MFU estimate only
-    "H200": 989.0, "H100": 989.0, "A100": 312.0, "A40": 149.7, "L40": 181.0, "A10": 125.0,
-    "L4": 121.0, "4090": 165.2, "3090": 71.0, "A6000": 154.8, "V100": 125.0, "T4": 65.0,
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "A40": 149.7,
+    "L40": 181.0,
+    "A10": 125.0,
+    "L4": 121.0,
+    "4090": 165.2,
+    "3090": 71.0,
+    "A6000": 154.8,
+    "V100": 125.0,
+    "T4": 65.0,
 }
 
 
@@ -255,8 +265,9 @@ def train_loop(
             log.info("%s already finished %d steps; nothing to do", out_dir, result.last_step)
             return result
 
-    run = _Run(model, train_dataset, collate_fn, loss_fn, eval_fn, save_fn, config, out_dir,
-               eval_dataset, tokenizer)
+    run = _Run(
+        model, train_dataset, collate_fn, loss_fn, eval_fn, save_fn, config, out_dir, eval_dataset, tokenizer
+    )
     if resume:
         run.restore_latest()
     else:
@@ -270,7 +281,9 @@ def _mean_loss_eval(loss_fn: LossFn) -> EvalFn:
         for batch in eval_loader:
             loss, _ = loss_fn(model, batch, accelerator)
             size = _batch_size(batch)
-            total += torch.stack([loss.detach().float() * size, torch.tensor(float(size), device=total.device)])
+            total += torch.stack(
+                [loss.detach().float() * size, torch.tensor(float(size), device=total.device)]
+            )
         total = accelerator.reduce(total, reduction="sum")
         return {"loss": (total[0] / total[1].clamp(min=1)).item()}
 
@@ -288,8 +301,19 @@ def _batch_size(batch) -> int:
 class _Run:
     """State of one training run. Private: :func:`train_loop` is the API."""
 
-    def __init__(self, model, train_dataset, collate_fn, loss_fn, eval_fn, save_fn, config, out_dir,
-                 eval_dataset, tokenizer):
+    def __init__(
+        self,
+        model,
+        train_dataset,
+        collate_fn,
+        loss_fn,
+        eval_fn,
+        save_fn,
+        config,
+        out_dir,
+        eval_dataset,
+        tokenizer,
+    ):
         from accelerate import Accelerator
         from accelerate.utils import set_seed
         from transformers import get_linear_schedule_with_warmup
@@ -313,11 +337,16 @@ class _Run:
             )
         set_seed(config.seed)
         optimizer = torch.optim.AdamW(
-            _param_groups(model, config.weight_decay), lr=config.lr, betas=config.adam_betas, eps=config.adam_eps
+            _param_groups(model, config.weight_decay),
+            lr=config.lr,
+            betas=config.adam_betas,
+            eps=config.adam_eps,
         )
         self.model, self.optimizer = acc.prepare(model, optimizer)
         # Not prepared: Accelerate would step a prepared scheduler once per process per call.
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.warmup_steps, config.max_steps)
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, config.warmup_steps, config.max_steps
+        )
         acc.register_for_checkpointing(self.scheduler)
         self.lengths = dataset_lengths(train_dataset) if config.length_grouped else None
         self.flops_per_token = flops_per_token(acc.unwrap_model(self.model))
@@ -418,7 +447,10 @@ class _Run:
         size = self.config.micro_batch
         batches = [indices[i : i + size] for i in range(0, len(indices), size)][rank::world]
         loader = torch.utils.data.DataLoader(
-            self.eval_dataset, batch_sampler=batches, collate_fn=self.collate_fn, num_workers=0,
+            self.eval_dataset,
+            batch_sampler=batches,
+            collate_fn=self.collate_fn,
+            num_workers=0,
             generator=torch.Generator(),
         )
         self.model.eval()
@@ -456,17 +488,26 @@ class _Run:
         acc, cfg = self.accelerator, self.config
         if self.step == 0 and cfg.eval_at_start:
             self.evaluate()
-        sampler = _StepSampler(len(self.train_dataset), cfg, self.lengths, self.step, acc.process_index,
-                               acc.num_processes)
+        sampler = _StepSampler(
+            len(self.train_dataset), cfg, self.lengths, self.step, acc.process_index, acc.num_processes
+        )
         # Its own generator: creating a loader iterator otherwise draws from the global RNG, which would
         # make a resumed run (new iterator mid-training) drift from an uninterrupted one.
         loader = torch.utils.data.DataLoader(
-            self.train_dataset, batch_sampler=sampler, collate_fn=self.collate_fn, num_workers=cfg.num_workers,
+            self.train_dataset,
+            batch_sampler=sampler,
+            collate_fn=self.collate_fn,
+            num_workers=cfg.num_workers,
             generator=torch.Generator(),
         )
         micro_batches = iter(_OnDevice(loader, acc.device))
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and acc.is_main_process),
-                   desc="train", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            disable=not (cfg.progress and acc.is_main_process),
+            desc="train",
+            dynamic_ncols=True,
+        )
         window = _Window()
         self.model.train()
         while self.step < cfg.max_steps:
@@ -476,8 +517,11 @@ class _Run:
             window.add(loss, metrics, tokens)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 entry = self.log_entry(window, grad_norm)
-                bar.set_postfix(loss=f"{entry['loss']:.4f}", tok_s=f"{entry['tokens_per_s']:.0f}",
-                                mfu=f"{entry['mfu']:.1%}" if entry["mfu"] is not None else "?")
+                bar.set_postfix(
+                    loss=f"{entry['loss']:.4f}",
+                    tok_s=f"{entry['tokens_per_s']:.0f}",
+                    mfu=f"{entry['mfu']:.1%}" if entry["mfu"] is not None else "?",
+                )
                 window = _Window()
             if cfg.eval_every and self.step % cfg.eval_every == 0:
                 self.evaluate()

