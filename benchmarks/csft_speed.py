@@ -134,8 +134,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "csft_speed.json")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from llm2rec.data.dataset import Dataset
     from llm2rec.io import atomic_write_json

@@ -96,7 +96,7 @@ def main() -> None:
     result = {
         "benchmark": "embed_speed",
         "encoder": args.encoder,
-        "dataset": args.dataset or "synthetic",
+        "dataset": Path(args.dataset).name if args.dataset else "synthetic",
         "batch_size": args.batch_size,
         "threads": args.threads,
         "speedup_sorted_over_unsorted": runs["sorted"]["titles_per_s"] / runs["unsorted"]["titles_per_s"],

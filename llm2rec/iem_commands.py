@@ -17,26 +17,31 @@ def _overrides(pairs: list[str] | None, **named) -> dict:
     return {**parse_options(pairs), **{k: v for k, v in named.items() if v is not None}}
 
 
-def _report(result, what: str) -> None:
-    evals = [e for e in result.history if e.get("split") == "eval"]
-    trains = [e for e in result.history if e.get("split") == "train"]
+def _report(out_dir: Path, what: str) -> None:
+    from llm2rec.train.mntp import read_metrics
+
+    if int(os.environ.get("RANK", "0")) != 0:  # one report under torchrun
+        return
+    history = read_metrics(out_dir)
+    evals = [e for e in history if e.get("split") == "eval"]
+    trains = [e for e in history if e.get("split") == "train"]
     if trains:
-        typer.echo(f"final train loss {trains[-1]['loss']:.4f} at step {trains[-1]['step']}")
+        typer.echo(
+            f"train loss {trains[0]['loss']:.4f} (step {trains[0]['step']}) → {trains[-1]['loss']:.4f} (step {trains[-1]['step']})"
+        )
     if evals:
         first, best = evals[0], min(evals, key=lambda e: e["loss"])
-        extra = (
-            f", accuracy {first.get('accuracy', float('nan')):.3f} → {best.get('accuracy', float('nan')):.3f}"
-        )
         typer.echo(
-            f"held-out loss {first['loss']:.4f} (step {first['step']}) → {best['loss']:.4f} (step {best['step']}){extra}"
+            f"held-out loss {first['loss']:.4f} (step {first['step']}) → {best['loss']:.4f} (step {best['step']}), "
+            f"masked-token accuracy {first.get('accuracy', float('nan')):.3f} → {best.get('accuracy', float('nan')):.3f}"
         )
-    typer.echo(f"{what} written to {result.chosen_dir}")
+    typer.echo(f"{what} written to {out_dir}")
 
 
 def mntp(
     model: str = typer.Option(..., "--model", help="CSFT output dir, model dir, smollm2-135m or a hub id."),
     dataset: Path = typer.Option(..., "--dataset", help="Prepared dataset directory."),
-    out: Path = typer.Option(..., "--out", help="Output run directory (the model goes to OUT/best)."),
+    out: Path = typer.Option(..., "--out", help="Output model directory (training state in OUT.work)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (preset's by default)."),
     preset: str = typer.Option("paper", help=PRESET_HELP),
     lr: float = typer.Option(None, help="Learning rate."),
@@ -57,14 +62,13 @@ def mntp(
         micro_batch=micro_batch,
         mask_token=mask_token,
     )
-    result = run_mntp(model, dataset, out, preset=preset, resume=resume, **options)
-    _report(result, "MNTP model")
+    _report(run_mntp(model, dataset, out, preset=preset, resume=resume, **options), "MNTP model")
 
 
 def contrastive(
     model: str = typer.Option(..., "--model", help="MNTP output dir (or any model dir)."),
     dataset: Path = typer.Option(..., "--dataset", help="Prepared dataset directory."),
-    out: Path = typer.Option(..., "--out", help="Output run directory (the encoder goes to OUT/last)."),
+    out: Path = typer.Option(..., "--out", help="Output encoder directory (training state in OUT.work)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Optimizer steps (preset's by default)."),
     preset: str = typer.Option("paper", help=PRESET_HELP),
     lr: float = typer.Option(None, help="Learning rate."),
@@ -87,8 +91,7 @@ def contrastive(
         temperature=temperature,
         symmetric=symmetric,
     )
-    result = run_contrastive(model, dataset, out, preset=preset, resume=resume, **options)
-    _report(result, "encoder")
+    _report(run_contrastive(model, dataset, out, preset=preset, resume=resume, **options), "encoder")
 
 
 def embed(

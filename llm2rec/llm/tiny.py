@@ -47,7 +47,7 @@ def make_tiny_tokenizer(vocab_size: int = 512):
         pad_token=EOS,
         unk_token=UNK,
         padding_side="left",
-        model_max_length=512,
+        model_max_length=4096,
     )
 
 
@@ -80,7 +80,7 @@ def make_tiny_model(
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_heads,
-        max_position_embeddings=512,
+        max_position_embeddings=4096,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
         pad_token_id=tokenizer.pad_token_id,

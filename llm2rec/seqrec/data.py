@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from llm2rec.data.dataset import DatasetError
+
 SUPERVISE_CHOICES = ("all", "last")
 
 
@@ -94,10 +96,10 @@ class SeqRecData:
         for name in ("train", "valid", "test"):
             ex: Examples = getattr(self, name)
             if len(ex) == 0:
-                raise ValueError(f"the {name} split has no examples")
+                raise DatasetError(f"the {name} split has no examples")
             top = max(int(ex.targets.max()), int(ex.histories.max()))
             if int(ex.targets.min()) < 1 or top > self.num_items:
-                raise ValueError(f"{name} split holds item ids outside 1..{self.num_items}")
+                raise DatasetError(f"the {name} split holds item ids outside 1..{self.num_items}")
 
 
 def pad_right(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int) -> torch.Tensor:
@@ -137,7 +139,7 @@ def _split_examples(table: pd.DataFrame, max_history: int, seen_by_user: dict) -
     histories = [np.asarray(h, dtype=np.int64)[-max_history:] for h in table["history"]]
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     if len(lengths) and lengths.min() < 1:
-        raise ValueError("an evaluation row has an empty history")
+        raise DatasetError("an evaluation row has an empty history")
     flat = np.concatenate(histories) if histories else np.zeros(0, np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
     users = table["user"].to_numpy(dtype=np.int64)

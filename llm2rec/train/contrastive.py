@@ -197,6 +197,7 @@ class ContrastiveConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     progress: bool = True
+    keep_work: bool = False  # keep <out>.work (checkpoints) after publishing
 
     def loop_config(self):
         from llm2rec.train.loop import LoopConfig
@@ -224,11 +225,11 @@ class ContrastiveConfig:
 PRESETS: dict[str, dict] = {
     # METHOD §4: batch 256, lr 2e-4, 300 warm-up, 1k steps, attention dropout 0.2, τ 0.2 (paper).
     "paper": {},
-    # SmolLM2-135M on a laptop CPU: about a minute or two of training.
+    # SmolLM2-135M on a CPU: a few minutes (one thread; on a shared machine OMP_NUM_THREADS=1 is fastest).
     "cpu": dict(
         max_steps=20,
-        batch_size=32,
-        micro_batch=32,
+        batch_size=16,
+        micro_batch=16,
         lr=5e-5,
         warmup_steps=2,
         save_every=None,
@@ -246,30 +247,42 @@ def run_contrastive(
     preset: str = "paper",
     resume: bool = True,
     **overrides,
-):
+) -> Path:
     """Train the item-level contrastive stage from ``model_dir`` (an MNTP output or any model dir).
 
-    ``out_dir/last`` is the encoder: a plain HF dir (base model, no LM head) whose config records
-    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`. Returns the
-    ``LoopResult``.
+    Returns ``out_dir``, the encoder: a plain HF dir (base model, no LM head) whose config records
+    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`, plus
+    ``contrastive.json`` and ``metrics.jsonl``. Training state lives in ``<out_dir>.work`` until then.
     """
+    import time
+    from dataclasses import asdict
+
     from transformers import AutoConfig, AutoModel
 
     from llm2rec.data.dataset import Dataset
     from llm2rec.encoder import POOLING_KEY
     from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import train_loop
+    from llm2rec.train.loop import process_state, train_loop
     from llm2rec.train.mntp import (
         build_config,
+        finished,
+        publish,
         resolve_mask_token_id,
         resolve_model_dir,
         unique_titles,
-        write_stage_record,
+        work_dir_for,
     )
 
     config = build_config(ContrastiveConfig, PRESETS, preset, overrides)
     check_attn_implementation(config.attn_implementation)
+    out_dir = Path(out_dir)
+    work = work_dir_for(out_dir)
+    if resume and finished(out_dir, "contrastive"):
+        log.info("%s is a finished contrastive run; nothing to do (resume off to redo it)", out_dir)
+        return out_dir
+    state = process_state()
+    started = time.perf_counter()
     source = resolve_model(resolve_model_dir(model_dir))
     dataset = Dataset.load(dataset_dir)
     titles = unique_titles(dataset.titles)
@@ -291,28 +304,31 @@ def run_contrastive(
         resolve_mask_token_id(tokenizer, config.mask_token) if config.token_mask_probability > 0 else None
     )
 
-    out_dir = Path(out_dir)
     result = train_loop(
         model,
         list(enumerate(titles)),  # the index identifies identical titles across processes
         TitlePairCollator(tokenizer, config.max_length, config.token_mask_probability, mask_id, config.seed),
         make_contrastive_loss_fn(config.temperature, config.symmetric, config.hidden_dropout),
         config.loop_config(),
-        out_dir,
+        work,
         tokenizer=tokenizer,
         resume=resume,
     )
-    write_stage_record(
-        out_dir,
-        {
-            "stage": "contrastive",
-            "model": str(model_dir),
-            "dataset": str(dataset_dir),
-            "dataset_checksum": dataset.checksum,
-            "titles": len(titles),
-            "preset": preset,
-            "config": config.__dict__,
-            "chosen_dir": str(result.chosen_dir),
-        },
-    )
-    return result
+    trains = [e for e in result.history if e["split"] == "train"]
+    record = {
+        "stage": "contrastive",
+        "model": str(model_dir),
+        "dataset": str(dataset_dir),
+        "dataset_checksum": dataset.checksum,
+        "preset": preset,
+        "config": asdict(config),
+        "titles": len(titles),
+        "last_step": result.last_step,
+        "train_loss_first": trains[0]["loss"] if trains else None,
+        "train_loss_last": trains[-1]["loss"] if trains else None,
+        "wall_s": time.perf_counter() - started,
+    }
+    if state.is_main_process:
+        publish(result, work, out_dir, "contrastive", record, keep_work=config.keep_work)
+    state.wait_for_everyone()
+    return out_dir

@@ -16,6 +16,7 @@ the prompt. Neither changes the objective.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
+from llm2rec.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -338,11 +340,9 @@ def run_csft(
     ``resume``, a finished ``out_dir`` is returned as is and an interrupted run continues from its last
     checkpoint in ``<out_dir>.work``; without it, both are started afresh.
     """
-    from accelerate import PartialState
-
     from llm2rec.data.dataset import Dataset
     from llm2rec.llm.backbone import check_attn_implementation, load_causal_lm, load_tokenizer
-    from llm2rec.train.loop import train_loop
+    from llm2rec.train.loop import process_state, train_loop
 
     config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
@@ -350,7 +350,7 @@ def run_csft(
     if resume and (out_dir / "csft.json").is_file() and (out_dir / "config.json").is_file():
         log.info("%s is a finished CSFT run; nothing to do (resume off to redo it)", out_dir)
         return out_dir
-    state = PartialState()
+    state = process_state()
     dataset = Dataset.load(dataset_dir)
     started = time.perf_counter()
 
@@ -374,7 +374,17 @@ def run_csft(
     lm.config.pad_token_id = tokenizer.pad_token_id
     if config.gradient_checkpointing:
         lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    before = _generation_on_main(lm.to(state.device), tokenizer, gen_pairs, catalogue, config, state)
+    if not resume and state.is_main_process:
+        shutil.rmtree(work, ignore_errors=True)
+    before = _generation_on_main(
+        lambda: lm.to(state.device),
+        tokenizer,
+        gen_pairs,
+        catalogue,
+        config,
+        state,
+        work / "generation_before.json",
+    )
     if config.lora:
         lm = apply_lora(lm, config)
 
@@ -389,8 +399,16 @@ def run_csft(
         tokenizer=tokenizer,
         resume=resume,
     )
-    chosen = load_causal_lm(result.chosen_dir, attn_implementation=config.attn_implementation)
-    after = _generation_on_main(chosen.to(state.device), tokenizer, gen_pairs, catalogue, config, state)
+    after = _generation_on_main(
+        lambda: load_causal_lm(result.chosen_dir, attn_implementation=config.attn_implementation).to(
+            state.device
+        ),
+        tokenizer,
+        gen_pairs,
+        catalogue,
+        config,
+        state,
+    )
     evals = [e for e in result.history if e["split"] == "eval"]
     record = {
         "stage": "csft",
@@ -435,21 +453,30 @@ def apply_lora(model, config: CSFTConfig):
     return get_peft_model(model, lora)
 
 
-def _generation_on_main(model, tokenizer, pairs, catalogue, config, state) -> dict:
-    metrics = generation_metrics(model, tokenizer, pairs, catalogue, config) if state.is_main_process else {}
-    if metrics:
-        log.info(
-            "generation sanity: exact match %.3f, in catalogue %.3f (%d samples)",
-            metrics["exact_match"],
-            metrics["in_catalogue"],
-            metrics["samples"],
-        )
+def _generation_on_main(
+    load_model, tokenizer, pairs, catalogue, config, state, cache: Path | None = None
+) -> dict:
+    """The sanity metric, computed by process 0 only (others get ``{}``); ``cache`` spares a resumed run
+    from generating the "before" numbers again."""
+    if not pairs or not state.is_main_process:
+        return {}
+    if cache is not None and cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    metrics = generation_metrics(load_model(), tokenizer, pairs, catalogue, config)
+    log.info(
+        "generation sanity: exact match %.3f, in catalogue %.3f (%d samples)",
+        metrics["exact_match"],
+        metrics["in_catalogue"],
+        metrics["samples"],
+    )
+    if cache is not None:
+        atomic_write_json(cache, metrics)
     return metrics
 
 
 def _publish(result, work: Path, out_dir: Path, record: dict, *, keep_work: bool) -> None:
     """Copy the chosen model dir to ``out_dir`` with the stage record and metrics, atomically."""
-    from llm2rec.io import atomic_dir, atomic_write_json
+    from llm2rec.io import atomic_dir
 
     with atomic_dir(out_dir, overwrite=True) as tmp:
         shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)

@@ -453,9 +453,16 @@ class _Run:
             num_workers=0,
             generator=torch.Generator(),
         )
+        # Evaluate through the bare module under DDP: the DDP wrapper broadcasts buffers on every forward,
+        # a collective that deadlocks when processes get different numbers of eval batches.
+        model = (
+            self.model.module
+            if isinstance(self.model, torch.nn.parallel.DistributedDataParallel)
+            else self.model
+        )
         self.model.eval()
         with torch.no_grad(), acc.autocast():
-            metrics = self.eval_fn(self.model, _OnDevice(loader, acc.device), acc)
+            metrics = self.eval_fn(model, _OnDevice(loader, acc.device), acc)
         self.model.train()
         if "loss" not in metrics:
             raise ValueError("eval_fn must return a dict with 'loss'")
@@ -639,6 +646,16 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     decay = [p for p in trainable if p.dim() >= 2]
     no_decay = [p for p in trainable if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def process_state():
+    """Accelerate's process state (rank, device) as the loop sees it; stages use it before/after training.
+
+    Creating it the same way as the loop matters: the first ``PartialState`` fixes the state for the
+    process, and on CPU it must be told so, or torchrun's environment is ignored (no gloo DDP)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not _has_accelerator_device())
 
 
 def _has_accelerator_device() -> bool:

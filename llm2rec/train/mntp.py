@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -218,6 +218,7 @@ class MNTPConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     progress: bool = True
+    keep_work: bool = False  # keep <out>.work (checkpoints, both best and last) after publishing
 
     def loop_config(self):
         from llm2rec.train.loop import LoopConfig
@@ -244,7 +245,7 @@ class MNTPConfig:
 PRESETS: dict[str, dict] = {
     # METHOD §3: batch 32, 1k steps, lr 5e-5 (HF default), no warm-up, eval/save every 100, max length 512.
     "paper": {},
-    # SmolLM2-135M on a laptop CPU: about a minute of training.
+    # SmolLM2-135M on a CPU: a few minutes (one thread; on a shared machine OMP_NUM_THREADS=1 is fastest).
     "cpu": dict(
         max_steps=30,
         batch_size=16,
@@ -269,24 +270,46 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
     return cls(**values)
 
 
-def write_stage_record(out_dir: Path, record: dict) -> None:
-    """``out_dir/stage.json``: what the stage was run on and with (written by process 0 only)."""
-    import os
+def work_dir_for(out_dir: Path) -> Path:
+    """Where the training loop keeps checkpoints and metrics while ``out_dir`` is not yet published."""
+    return out_dir.with_name(out_dir.name + ".work")
 
-    from llm2rec.io import atomic_write_json
 
-    if int(os.environ.get("RANK", "0")) == 0:
-        atomic_write_json(Path(out_dir) / "stage.json", record)
+def finished(out_dir: Path, stage: str) -> bool:
+    return (out_dir / f"{stage}.json").is_file() and (out_dir / "config.json").is_file()
+
+
+def publish(result, work: Path, out_dir: Path, stage: str, record: dict, *, keep_work: bool) -> None:
+    """Copy the chosen model dir to ``out_dir`` with ``<stage>.json`` and the metrics, atomically
+    (the same layout as CSFT's output, so every stage's ``--out`` is a plain HF model dir)."""
+    import shutil
+
+    from llm2rec.io import atomic_dir, atomic_write_json
+
+    with atomic_dir(out_dir, overwrite=True) as tmp:
+        shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
+        shutil.copy2(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        atomic_write_json(tmp / f"{stage}.json", record)
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def read_metrics(out_dir: str | Path) -> list[dict]:
+    """The ``metrics.jsonl`` entries of a published stage dir."""
+    import json
+
+    path = Path(out_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def resolve_model_dir(path: str | Path) -> str:
-    """A stage output dir (holding ``done.json`` from the training loop) → the model dir it chose;
-    anything else (a model dir, ``smollm2-135m``, a hub id) → unchanged."""
+    """A training-loop dir (holding ``done.json``) → the model dir it chose; anything else (a published
+    stage dir, a model dir, ``smollm2-135m``, a hub id) → unchanged."""
     import json
 
     root = Path(path)
     done = root / "done.json"
-    if not done.is_file():
+    if not done.is_file() or (root / "config.json").is_file():
         return str(path)
     chosen = Path(json.loads(done.read_text(encoding="utf-8"))["chosen_dir"])
     if not (chosen / "config.json").is_file():  # the run was moved: look beside done.json
@@ -307,19 +330,31 @@ def run_mntp(
     preset: str = "paper",
     resume: bool = True,
     **overrides,
-):
+) -> Path:
     """Train MNTP from ``model_dir`` (a CSFT output, a model dir or a backbone name) on the item titles.
 
-    ``out_dir`` gets the training loop's layout; ``out_dir/best`` (lowest held-out MNTP loss) is the model
-    to hand on, a plain HF dir whose config records bidirectional attention. Returns the ``LoopResult``
-    (its ``history`` holds held-out loss and masked-token accuracy, the first entry before training).
+    Returns ``out_dir``: the checkpoint with the lowest held-out MNTP loss as a plain HF dir whose config
+    records bidirectional attention, plus ``mntp.json`` (settings, data checksum, held-out loss and
+    masked-token accuracy before and after) and ``metrics.jsonl``. Training state lives in
+    ``<out_dir>.work`` until then; with ``resume`` an interrupted run continues and a finished one is
+    returned as is.
     """
+    import time
+
     from llm2rec.data.dataset import Dataset
-    from llm2rec.llm.backbone import load_causal_lm, load_tokenizer
+    from llm2rec.llm.backbone import check_attn_implementation, load_causal_lm, load_tokenizer
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import train_loop
+    from llm2rec.train.loop import process_state, train_loop
 
     config = build_config(MNTPConfig, PRESETS, preset, overrides)
+    check_attn_implementation(config.attn_implementation)
+    out_dir = Path(out_dir)
+    work = work_dir_for(out_dir)
+    if resume and finished(out_dir, "mntp"):
+        log.info("%s is a finished MNTP run; nothing to do (resume off to redo it)", out_dir)
+        return out_dir
+    state = process_state()
+    started = time.perf_counter()
     source = resolve_model_dir(model_dir)
     dataset = Dataset.load(dataset_dir)
     train_titles, eval_titles = split_titles(unique_titles(dataset.titles), config.eval_fraction, config.seed)
@@ -336,33 +371,38 @@ def run_mntp(
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
 
-    out_dir = Path(out_dir)
     result = train_loop(
         model,
         train_titles,
         MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
         mntp_loss,
         config.loop_config(),
-        out_dir,
+        work,
         eval_dataset=list(enumerate(eval_titles)) or None,
         eval_fn=mntp_eval,
         tokenizer=tokenizer,
         resume=resume,
     )
-    write_stage_record(
-        out_dir,
-        {
-            "stage": "mntp",
-            "model": str(model_dir),
-            "dataset": str(dataset_dir),
-            "dataset_checksum": dataset.checksum,
-            "mask_token_id": mask_id,
-            "train_titles": len(train_titles),
-            "eval_titles": len(eval_titles),
-            "preset": preset,
-            "config": config.__dict__,
-            "chosen_dir": str(result.chosen_dir),
-            "best_step": result.best_step,
-        },
-    )
-    return result
+    evals = [e for e in result.history if e["split"] == "eval"]
+    best = next((e for e in evals if e["step"] == result.best_step), None)
+    record = {
+        "stage": "mntp",
+        "model": str(model_dir),
+        "dataset": str(dataset_dir),
+        "dataset_checksum": dataset.checksum,
+        "preset": preset,
+        "config": asdict(config),
+        "mask_token_id": mask_id,
+        "train_titles": len(train_titles),
+        "eval_titles": len(eval_titles),
+        "chosen": result.chosen_dir.name,
+        "best_step": result.best_step,
+        "last_step": result.last_step,
+        "eval_before": evals[0] if evals and evals[0]["step"] == 0 else None,
+        "eval_best": best,
+        "wall_s": time.perf_counter() - started,
+    }
+    if state.is_main_process:
+        publish(result, work, out_dir, "mntp", record, keep_work=config.keep_work)
+    state.wait_for_everyone()
+    return out_dir

@@ -81,3 +81,15 @@ def test_chunked_ranks_match_a_per_user_loop(num_users, num_items, budget, seed)
             1 for j in range(1, num_items + 1) if j not in excluded and scores[j - 1] > scores[t - 1]
         )
         assert int(got[u]) == expected
+
+
+def test_in_place_ranking_and_long_rows_summed_in_pieces(monkeypatch):
+    import llm2rec.seqrec.metrics as metrics
+
+    scores = torch.tensor([[0.5, 0.9, 0.1, 0.7, 0.9, 0.2, 0.6]])
+    original = scores.clone()
+    expected = ranks_from_scores(scores, torch.tensor([3]))
+    assert expected.tolist() == [3] and torch.equal(scores, original)  # not mutated by default
+    monkeypatch.setattr(metrics, "EXACT_FLOAT_COUNT", 2)  # pretend rows are longer than float32 can count
+    assert ranks_from_scores(scores, torch.tensor([3]), inplace=True).tolist() == [3]
+    assert not torch.equal(scores, original)

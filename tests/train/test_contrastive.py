@@ -15,6 +15,7 @@ from llm2rec.train.contrastive import (
     encode_batch,
     info_nce,
 )
+from llm2rec.train.mntp import read_metrics
 from tests.test_embed import tiny_titles, write_tiny_dataset
 
 
@@ -139,22 +140,22 @@ def test_two_views_of_a_title_end_up_closer_than_different_titles(tmp_path):
     data = write_tiny_dataset(tmp_path / "ds", titles)
     untrained = enable_bidirectional(AutoModel.from_pretrained(base, attention_dropout=0.2))
     same_before, different_before = _view_similarity(untrained, tokenizer, titles[:32])
-    result = run_contrastive(
+    out = run_contrastive(
         base, data, tmp_path / "cl", preset="cpu", max_steps=40, batch_size=16, micro_batch=16,
         lr=3e-3, warmup_steps=0, progress=False,
     )  # fmt: skip
-    trained = AutoModel.from_pretrained(result.chosen_dir)
+    trained = AutoModel.from_pretrained(out)
     assert probe_bidirectional(trained)
     assert trained.config.attention_dropout == 0.2
     same, different = _view_similarity(trained, tokenizer, titles[:32])
     assert same > different + 0.5, (same, different)
     # training is what separates them: a random model's views of different titles are far more alike
     assert same - different > (same_before - different_before) + 0.15, (same_before, different_before)
-    losses = [e["loss"] for e in result.history if e["split"] == "train"]
+    losses = [e["loss"] for e in read_metrics(out) if e["split"] == "train"]
     assert losses[-1] < losses[0]
-    encoder = Encoder.load(result.chosen_dir)
+    encoder = Encoder.load(out)
     assert encoder.pooling == "mean" and encoder.bidirectional
-    stage = json.loads((tmp_path / "cl" / "stage.json").read_text())
+    stage = json.loads((out / "contrastive.json").read_text())
     assert stage["config"]["temperature"] == 0.2
 
 
@@ -173,7 +174,7 @@ def test_cli_contract(tmp_path):
         app, [*args, "--max-steps", "2", "--preset", "cpu", "--temperature", "0.1", "--set", "progress=false"]
     )
     assert done.exit_code == 0, done.output
-    stage = json.loads((tmp_path / "o" / "stage.json").read_text())
+    stage = json.loads((tmp_path / "o" / "contrastive.json").read_text())
     assert stage["config"]["temperature"] == 0.1 and stage["config"]["max_steps"] == 2
     bad = CliRunner().invoke(app, [*args, "--max-steps", "2", "--set", "colour=1"])
     assert bad.exit_code != 0 and "colour" in str(bad.exception)

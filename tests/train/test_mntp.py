@@ -12,6 +12,7 @@ from llm2rec.train.mntp import (
     IGNORE,
     MNTPCollator,
     mask_tokens,
+    read_metrics,
     resolve_mask_token_id,
     resolve_model_dir,
     shifted_mlm_loss,
@@ -107,11 +108,10 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
         make_tiny_model("llama", tokenizer, seed=1), tokenizer, tmp_path / "base"
     )
     data = write_tiny_dataset(tmp_path / "ds", tiny_titles(60))
-    out = tmp_path / "mntp"
-    result = run_mntp(
+    out = run_mntp(
         model_dir,
         data,
-        out,
+        tmp_path / "mntp",
         preset="cpu",
         max_steps=24,
         lr=3e-3,
@@ -119,17 +119,19 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
         progress=False,
         eval_fraction=0.2,
     )
-    evals = [e for e in result.history if e["split"] == "eval"]
+    evals = [e for e in read_metrics(out) if e["split"] == "eval"]
     assert evals[0]["step"] == 0 and len(evals) == 4
     assert min(e["loss"] for e in evals[1:]) < evals[0]["loss"]
-    chosen = resolve_model_dir(out)
-    config = json.loads((tmp_path / "mntp" / "best" / "config.json").read_text())
-    assert config["llm2rec_bidirectional"] is True and chosen.endswith("best")
     from transformers import AutoConfig
 
-    assert is_bidirectional(AutoConfig.from_pretrained(chosen))
-    stage = json.loads((out / "stage.json").read_text())
-    assert stage["eval_titles"] == 12 and stage["train_titles"] == 48
+    assert resolve_model_dir(out) == str(out) and is_bidirectional(AutoConfig.from_pretrained(out))
+    assert json.loads((out / "config.json").read_text())["llm2rec_bidirectional"] is True
+    record = json.loads((out / "mntp.json").read_text())
+    assert record["eval_titles"] == 12 and record["train_titles"] == 48
+    assert record["eval_best"]["loss"] == min(e["loss"] for e in evals)
+    assert not (tmp_path / "mntp.work").exists()  # training state is dropped once published
+    # a finished run is returned at once
+    assert run_mntp(model_dir, data, out, preset="cpu", max_steps=24) == out
 
 
 def test_cli_contract(tmp_path, tokenizer):
@@ -145,4 +147,4 @@ def test_cli_contract(tmp_path, tokenizer):
     done = CliRunner().invoke(app, [*args, "--max-steps", "2", "--preset", "cpu", "--set", "progress=false"])
     assert done.exit_code == 0, done.output
     assert "held-out loss" in done.output
-    assert json.loads((tmp_path / "o" / "done.json").read_text())["last_step"] == 2
+    assert json.loads((tmp_path / "o" / "mntp.json").read_text())["last_step"] == 2
