@@ -5,10 +5,12 @@ Phases (each in a fresh process, so that its peak memory is its own):
 * ``train_sasrec`` / ``train_gru4rec``: training sequences/s (examples per second, batch 256, full softmax)
   on a synthetic 50k-user × 20k-item leave-one-out dataset (every prefix supervised), over ``--train-steps``
   batches; with the projected time of one epoch.
-* ``eval_sasrec``: full-ranking evaluation users/s of SASRec on that dataset's 50k test users.
+* ``eval_sasrec``: full-ranking evaluation users/s of SASRec on that dataset's 50k test users (model forward
+  included); ``rank_20k``: the ranking alone (random 128-d vectors, 50k users × 20k items).
 * ``eval_1m``: full ranking of 10k users against 1M items (random 128-d vectors), with the extra memory it
   needs beyond its inputs (the issue's bound: 4 GB).
-* ``per_user_loop``: the same 1M-item ranking one user at a time in Python, on a few users, for scale.
+* ``per_user_loop`` / ``per_user_loop_20k``: the same rankings one user at a time in Python, on a few
+  users, for scale.
 
     python benchmarks/seqrec_speed.py [--threads 2] [--train-steps 20] [--out benchmarks/results/seqrec_speed.json]
 
@@ -18,6 +20,7 @@ Runs on the GPU when one is present (then peak memory is also reported from ``to
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -134,13 +137,14 @@ def phase_eval_model(device) -> dict:
     }
 
 
-def phase_eval_1m(device) -> dict:
+def phase_rank(num_users: int, num_items: int, device) -> dict:
+    """Full ranking of random user vectors against random item vectors (no model), with its extra memory."""
     from llm2rec.seqrec.metrics import full_ranking_ranks
 
     gen = torch.Generator().manual_seed(0)
-    users = torch.randn(BIG_USERS, DIM, generator=gen).to(device)
-    items = torch.randn(BIG_ITEMS, DIM, generator=gen).to(device)
-    targets = torch.randint(1, BIG_ITEMS + 1, (BIG_USERS,), generator=gen)
+    users = torch.randn(num_users, DIM, generator=gen).to(device)
+    items = torch.randn(num_items, DIM, generator=gen).to(device)
+    targets = torch.randint(1, num_items + 1, (num_users,), generator=gen)
     inputs_mb = rss_mb()
     _sync(device)
     start = time.perf_counter()
@@ -148,11 +152,11 @@ def phase_eval_1m(device) -> dict:
     _sync(device)
     seconds = time.perf_counter() - start
     return {
-        "users": BIG_USERS,
-        "items": BIG_ITEMS,
+        "users": num_users,
+        "items": num_items,
         "dim": DIM,
         "seconds": round(seconds, 2),
-        "users_per_s": round(BIG_USERS / seconds, 1),
+        "users_per_s": round(num_users / seconds, 1),
         "rss_with_inputs_mb": round(inputs_mb, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "extra_peak_mb": round(peak_rss_mb() - inputs_mb, 1),
@@ -161,17 +165,17 @@ def phase_eval_1m(device) -> dict:
     }
 
 
-def phase_per_user_loop(num_users: int, device) -> dict:
+def phase_per_user_loop(num_users: int, num_items: int, device) -> dict:
     gen = torch.Generator().manual_seed(0)
     users = torch.randn(num_users, DIM, generator=gen).to(device)
-    items = torch.randn(BIG_ITEMS, DIM, generator=gen).to(device)
-    targets = torch.randint(1, BIG_ITEMS + 1, (num_users,), generator=gen)
+    items = torch.randn(num_items, DIM, generator=gen).to(device)
+    targets = torch.randint(1, num_items + 1, (num_users,), generator=gen)
     start = time.perf_counter()
     for u in range(num_users):
         scores = items @ users[u]
         _ = int((scores > scores[targets[u] - 1]).sum()) + 1
     seconds = time.perf_counter() - start
-    return {"users": num_users, "items": BIG_ITEMS, "users_per_s": round(num_users / seconds, 1)}
+    return {"users": num_users, "items": num_items, "users_per_s": round(num_users / seconds, 1)}
 
 
 def _sync(device) -> None:
@@ -209,27 +213,38 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--loop-users", type=int, default=20)
+    parser.add_argument("--only", default="", help="Comma-separated phases to (re)run, merged into --out.")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "seqrec_speed.json")
     args = parser.parse_args()
-    results = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": mp.cpu_count(),
-            "load_average_at_start": list(os.getloadavg()),  # other jobs on the machine slow every number
-            "torch_threads": args.threads,
-            "torch": torch.__version__,
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-        },
-        "dataset": {"users": NUM_USERS, "items": NUM_ITEMS, "max_history": MAX_HISTORY},
-        "train_sasrec": run_phase(args.threads, "phase_train", "sasrec", args.train_steps),
-        "train_gru4rec": run_phase(args.threads, "phase_train", "gru4rec", args.train_steps),
-        "eval_sasrec": run_phase(args.threads, "phase_eval_model"),
-        "eval_1m": run_phase(args.threads, "phase_eval_1m"),
-        "per_user_loop": run_phase(args.threads, "phase_per_user_loop", args.loop_users),
+    phases = {
+        "train_sasrec": ("phase_train", "sasrec", args.train_steps),
+        "train_gru4rec": ("phase_train", "gru4rec", args.train_steps),
+        "eval_sasrec": ("phase_eval_model",),
+        "per_user_loop_20k": ("phase_per_user_loop", args.loop_users * 50, NUM_ITEMS),
+        "rank_20k": ("phase_rank", NUM_USERS, NUM_ITEMS),
+        "eval_1m": ("phase_rank", BIG_USERS, BIG_ITEMS),
+        "per_user_loop": ("phase_per_user_loop", args.loop_users, BIG_ITEMS),
     }
-    results["eval_1m"]["speedup_vs_per_user_loop"] = round(
-        results["eval_1m"]["users_per_s"] / results["per_user_loop"]["users_per_s"], 1
-    )
+    only = set(args.only.split(",")) if args.only else set(phases)
+    results = json.loads(args.out.read_text()) if args.only and args.out.is_file() else {}
+    results["machine"] = {
+        "platform": platform.platform(),
+        "cpu_count": mp.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),  # other jobs on the machine slow every number
+        "torch_threads": args.threads,
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
+    results["dataset"] = {"users": NUM_USERS, "items": NUM_ITEMS, "max_history": MAX_HISTORY}
+    for name, (fn_name, *fn_args) in phases.items():
+        if name in only:
+            results[name] = run_phase(args.threads, fn_name, *fn_args)
+    for entry in results.values():
+        entry.pop("speedup_vs_per_user_loop", None)
+    for batched, loop in (("eval_1m", "per_user_loop"), ("rank_20k", "per_user_loop_20k")):
+        if batched in results and loop in results:
+            speedup = results[batched]["users_per_s"] / results[loop]["users_per_s"]
+            results[batched]["speedup_vs_per_user_loop"] = round(speedup, 1)
     results["machine"]["load_average_at_end"] = list(os.getloadavg())
     atomic_write_json(args.out, results)
     print(f"wrote {args.out}")

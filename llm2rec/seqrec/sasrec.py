@@ -1,5 +1,11 @@
 """SASRec (Kang & McAuley 2018) in the LLM2Rec/RecBole setting: learned positions, post-LN Transformer
-blocks with GELU, causal self-attention, state read at the last real item."""
+blocks with GELU, causal self-attention, state read at the last real item.
+
+Like RecBole (whose numbers docs/results.md compares against), item + position embeddings go through a
+LayerNorm and dropout before the blocks; the official LLM2Rec code skips that LayerNorm. The blocks are
+``torch.nn.TransformerEncoderLayer``, which also drops out inside the feed-forward (RecBole does not);
+attention-weight dropout and residual dropout use the same rate, as in the paper's setting (0.3).
+"""
 
 from __future__ import annotations
 

@@ -249,7 +249,9 @@ def train_loop(
     ``loss_fn(model, batch, accelerator) -> (loss, metrics)`` gets the prepared (possibly DDP-wrapped) model
     and a batch already on the device; ``loss`` is the mean over the micro-batch. ``eval_fn(model,
     eval_loader, accelerator) -> dict`` must return at least ``"loss"`` (lower is better) reduced over
-    processes; the default is the mean of ``loss_fn`` over the evaluation set. ``save_fn(model, tokenizer,
+    processes; the default is the mean of ``loss_fn`` over the evaluation set. Under DDP, ``eval_fn`` gets
+    the bare module (not the DDP wrapper), and micro-batch j of the eval set goes to process j % world.
+    ``save_fn(model, tokenizer,
     dir)`` writes a model directory; the default writes a plain HF directory (LoRA merged).
     With ``resume``, the run continues from the newest checkpoint in ``out_dir`` exactly as if never stopped.
     """

