@@ -42,7 +42,8 @@ def csft(
     if before and after:
         typer.echo(
             f"generation exact match {before['exact_match']:.3f} → {after['exact_match']:.3f}, "
-            f"in catalogue {before['in_catalogue']:.3f} → {after['in_catalogue']:.3f}"
+            f"in catalogue {before['in_catalogue']:.3f} → {after['in_catalogue']:.3f}, "
+            f"ended {before['ended']:.3f} → {after['ended']:.3f}"
         )
     typer.echo(f"CSFT model written to {result}")
 

@@ -275,7 +275,8 @@ def validation_pairs(dataset, limit: int | None, seed: int) -> list[CSFTPair]:
 def generation_metrics(
     model, tokenizer, pairs: list[CSFTPair], catalogue: set[str], config: CSFTConfig
 ) -> dict:
-    """Greedy next-title generation: exact-match and in-catalogue rates over ``pairs``."""
+    """Greedy next-title generation over ``pairs``: exact-match and in-catalogue rates of the generated
+    title (text up to the first newline), and the rate of generations that end within ``max_new_tokens``."""
     if not pairs:
         return {}
     model.eval()
@@ -283,7 +284,7 @@ def generation_metrics(
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
     stop_ids = [tokenizer.eos_token_id] + (newline if len(newline) == 1 else [])
     prompt_room = max(config.max_length - config.max_new_tokens, 1)
-    exact = in_catalogue = 0
+    exact = in_catalogue = ended = 0
     examples = []
     for start in range(0, len(pairs), config.generation_batch):
         chunk = pairs[start : start + config.generation_batch]
@@ -304,7 +305,10 @@ def generation_metrics(
             eos_token_id=stop_ids,
             pad_token_id=tokenizer.pad_token_id,
         )
-        texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        new_tokens = out[:, batch["input_ids"].shape[1] :]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        # A title that ends (newline / EOS) within the budget: the output format has been learned.
+        ended += int(torch.isin(new_tokens, torch.tensor(stop_ids, device=new_tokens.device)).any(-1).sum())
         for pair, text in zip(chunk, texts, strict=True):
             title = text.split("\n", 1)[0].strip()
             exact += title == pair.target_title.strip()
@@ -314,6 +318,7 @@ def generation_metrics(
     return {
         "exact_match": exact / len(pairs),
         "in_catalogue": in_catalogue / len(pairs),
+        "ended": ended / len(pairs),
         "samples": len(pairs),
         "examples": examples,
     }
