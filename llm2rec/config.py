@@ -44,7 +44,8 @@ DEFAULTS: dict = {
     "contrastive": {},
     "embed": {"batch_size": 32, "template": "{title}", "normalize": False},
     "encoders": list(ENCODERS),
-    "seqrec": {"models": ["sasrec"], "seeds": [2024, 2025, 2026], "options": {}},
+    # workers > 1 runs the encoder × recommender jobs side by side (one torch thread each).
+    "seqrec": {"models": ["sasrec"], "seeds": [2024, 2025, 2026], "options": {}, "workers": 1},
 }
 
 

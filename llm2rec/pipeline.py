@@ -153,33 +153,69 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_dir / "config.json", self.cfg)
         state = self._load_state()
+        workers = int(self.cfg["seqrec"].get("workers", 1))
+        deferred = []  # seqrec jobs run side by side when workers > 1; they come last in the plan
         for stage in self.stages.values():
-            record = state.get(stage.name, {})
-            same = record.get("fingerprint") == stage.fingerprint and not self._forced(stage)
-            if same and record.get("status") == "done" and stage.output.exists():
-                log.info("stage %s: up to date, skipped", stage.name)
+            resume = self._needs_run(stage, state)
+            if resume is None:
                 continue
-            resume = same and record.get("status") == "started"
-            if not resume:
-                _remove(stage.output)
-            log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
-            state[stage.name] = {
-                "fingerprint": stage.fingerprint,
-                "status": "started",
-                "started": time.time(),
-            }
-            self._save_state(state)
+            if workers > 1 and stage.action is _run_seqrec:
+                deferred.append((stage, resume))
+                continue
+            self._start(stage, state, resume)
             t0 = time.perf_counter()
             stage.action(self, stage, resume)
-            wall = time.perf_counter() - t0 + (record.get("wall_seconds", 0.0) if resume else 0.0)
-            state[stage.name].update(status="done", wall_seconds=round(wall, 2), finished=time.time())
-            self._save_state(state)
+            self._finish(stage, state, time.perf_counter() - t0)
+        if deferred:
+            self._run_parallel(deferred, state, workers)
         self.force.clear()  # forcing applies to one run only
         results = collect_results(self)
         from llm2rec.report import write_report
 
         write_report(self.run_dir)
         return results
+
+    def _needs_run(self, stage: Stage, state: dict) -> bool | None:
+        """None: up to date; otherwise whether to resume (True) or start afresh (False)."""
+        record = state.get(stage.name, {})
+        same = record.get("fingerprint") == stage.fingerprint and not self._forced(stage)
+        if same and record.get("status") == "done" and stage.output.exists():
+            log.info("stage %s: up to date, skipped", stage.name)
+            return None
+        resume = same and record.get("status") == "started"
+        if not resume:
+            _remove(stage.output)
+        return resume
+
+    def _start(self, stage: Stage, state: dict, resume: bool) -> None:
+        log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
+        previous = state.get(stage.name, {}).get("wall_seconds_before", 0.0) if resume else 0.0
+        state[stage.name] = {"fingerprint": stage.fingerprint, "status": "started", "started": time.time(),
+                             "wall_seconds_before": previous}  # fmt: skip
+        self._save_state(state)
+
+    def _finish(self, stage: Stage, state: dict, seconds: float) -> None:
+        record = state[stage.name]
+        wall = seconds + record.pop("wall_seconds_before", 0.0)
+        record.update(status="done", wall_seconds=round(wall, 2), finished=time.time())
+        self._save_state(state)
+
+    def _run_parallel(self, jobs: list, state: dict, workers: int) -> None:
+        """Independent seqrec runs in ``workers`` processes (one torch thread each)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        s = self.cfg["seqrec"]
+        dataset = self.stages["dataset"].output
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {}
+            for stage, resume in jobs:
+                self._start(stage, state, resume)
+                emb = self.embeddings_path(stage.extra["encoder"])
+                args = (dataset, stage.extra["model"], emb, s["seeds"], stage.output, s["options"])
+                futures[pool.submit(_seqrec_job, *args)] = stage
+            for future in as_completed(futures):
+                self._finish(futures[future], state, future.result())
 
     # ----------------------------------------------------------------------------------------- hand-offs
 
@@ -273,12 +309,24 @@ def _run_embed(pipe: Pipeline, stage: Stage, resume: bool) -> None:
 
 
 def _run_seqrec(pipe: Pipeline, stage: Stage, resume: bool) -> None:
+    s = pipe.cfg["seqrec"]
+    emb = pipe.embeddings_path(stage.extra["encoder"])
+    _seqrec_job(pipe.stages["dataset"].output, stage.extra["model"], emb, s["seeds"], stage.output, s["options"],
+                threads=None)  # fmt: skip
+
+
+def _seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: int | None = 1) -> float:
+    """One encoder × recommender run; module-level so a process pool can call it. Returns seconds."""
+    import torch
+
     from llm2rec.seqrec import run_seqrec
 
-    s = pipe.cfg["seqrec"]
-    run_seqrec(pipe.stages["dataset"].output, model=stage.extra["model"],
-               embeddings=pipe.embeddings_path(stage.extra["encoder"]), seeds=s["seeds"],
-               out_dir=stage.output, overwrite=True, **s["options"])  # fmt: skip
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, overwrite=True,
+               **{"progress": False, **options})  # fmt: skip
+    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -101,3 +101,16 @@ def test_unknown_force_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="unknown stage"):
         _plan(load_config(None, ["encoders=[id]"]), tmp_path, force=["nope"])
+
+
+@pytest.mark.slow
+def test_parallel_seqrec_workers_match_sequential(tmp_path):
+    overrides = ["dataset.num_users=150", "dataset.num_items=100", "encoders=[id]", "seqrec.models=[sasrec, gru4rec]",
+                 "seqrec.seeds=[3]", "seqrec.options={epochs: 2}"]  # fmt: skip
+    seq = pl.run_pipeline(load_config(None, overrides), tmp_path / "seq")
+    par = pl.run_pipeline(load_config(None, [*overrides, "seqrec.workers=2"]), tmp_path / "par")
+    assert [e["metrics"]["recall@10"]["mean"] for e in seq["entries"]] == pytest.approx(
+        [e["metrics"]["recall@10"]["mean"] for e in par["entries"]]
+    )
+    state = json.loads((tmp_path / "par" / "pipeline.json").read_text())
+    assert all(state[f"seqrec:id:{m}"]["status"] == "done" for m in ("sasrec", "gru4rec"))
