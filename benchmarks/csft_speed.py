@@ -165,7 +165,9 @@ def main() -> None:
               f"Trainer {trainer[-1][0]:.0f} tok/s ({trainer[-1][1]:.0f} per CPU-s)", flush=True)  # fmt: skip
     result = {
         "model": args.model,
-        "dataset": str(args.dataset or "unisrec_scientific_subset_2018 (prepared, kcore 0)"),
+        "dataset": args.dataset.name
+        if args.dataset
+        else "unisrec_scientific_subset_2018 (prepared, kcore 0)",
         "pairs": len(train_set),
         "steps_per_run": args.steps,
         "rounds": args.rounds,

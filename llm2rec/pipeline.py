@@ -91,37 +91,24 @@ class Pipeline:
 
         add(Stage("dataset", [], {**cfg["dataset"], "inputs": _input_signature(cfg["dataset"]["input"])},
                   out / "dataset", _run_prepare))  # fmt: skip
-        needed = {ENCODER_SOURCE[e][0] for e in cfg["encoders"] if e in ENCODER_SOURCE}
-        chain_end = max((TRAINING_CHAIN.index(n) for n in needed if n in TRAINING_CHAIN), default=-1)
-        previous = None
-        for name in TRAINING_CHAIN[: chain_end + 1]:
-            deps = ["dataset"] + ([previous] if previous else [])
-            settings = {"preset": cfg["preset"], "overrides": cfg[name]}
-            if name == "csft":
-                settings["model"] = cfg["model"]
-            add(Stage(name, deps, settings, out / name, _run_training))
-            previous = name
-        for enc in cfg["encoders"]:
-            if enc == "id":
-                continue
-            source = ENCODER_SOURCE.get(enc, ("st", None, None))[0]
-            deps = ["dataset"] + ([source] if source in TRAINING_CHAIN else [])
-            settings = {
-                "encoder": enc,
-                "embed": cfg["embed"],
-                "model": cfg["model"] if source == "backbone" else None,
-            }
-            add(
-                Stage(
-                    f"embed:{enc}",
-                    deps,
-                    settings,
-                    out / "embeddings" / f"{enc}.npy",
-                    _run_embed,
-                    extra={"encoder": enc},
-                )
-            )
-        for enc in cfg["encoders"]:
+        # Cheap encoders first, each followed by its recommenders, so their results (and, with
+        # seqrec.workers > 1, their seqrec jobs) do not wait for the LLM training stages.
+        depth = {"id": -2, "st": -1, "backbone": -1, **{n: i for i, n in enumerate(TRAINING_CHAIN)}}
+        encoders = sorted(cfg["encoders"], key=lambda e: depth[_source(e)])
+        for enc in encoders:
+            source = _source(enc)
+            for name in TRAINING_CHAIN[: max(depth[source] + 1, 0)]:
+                if name not in stages:
+                    add(self._training_stage(name))
+            if enc != "id":
+                settings = {
+                    "encoder": enc,
+                    "embed": cfg["embed"],
+                    "model": cfg["model"] if source == "backbone" else None,
+                }
+                deps = ["dataset"] + ([source] if source in TRAINING_CHAIN else [])
+                add(Stage(f"embed:{enc}", deps, settings, out / "embeddings" / f"{enc}.npy", _run_embed,
+                          extra={"encoder": enc}))  # fmt: skip
             for model in cfg["seqrec"]["models"]:
                 deps = ["dataset"] + ([] if enc == "id" else [f"embed:{enc}"])
                 settings = {
@@ -132,6 +119,14 @@ class Pipeline:
                 add(Stage(f"seqrec:{enc}:{model}", deps, settings, out / "seqrec" / f"{enc}-{model}", _run_seqrec,
                           extra={"encoder": enc, "model": model}))  # fmt: skip
         return stages
+
+    def _training_stage(self, name: str) -> Stage:
+        i = TRAINING_CHAIN.index(name)
+        deps = ["dataset"] + ([TRAINING_CHAIN[i - 1]] if i else [])
+        settings = {"preset": self.cfg["preset"], "overrides": self.cfg[name]}
+        if name == "csft":
+            settings["model"] = self.cfg["model"]
+        return Stage(name, deps, settings, self.run_dir / name, _run_training)
 
     def _forced(self, stage: Stage) -> bool:
         family = stage.name.split(":")[0]
@@ -154,20 +149,27 @@ class Pipeline:
         atomic_write_json(self.run_dir / "config.json", self.cfg)
         state = self._load_state()
         workers = int(self.cfg["seqrec"].get("workers", 1))
-        deferred = []  # seqrec jobs run side by side when workers > 1; they come last in the plan
-        for stage in self.stages.values():
-            resume = self._needs_run(stage, state)
-            if resume is None:
-                continue
-            if workers > 1 and stage.action is _run_seqrec:
-                deferred.append((stage, resume))
-                continue
-            self._start(stage, state, resume)
-            t0 = time.perf_counter()
-            stage.action(self, stage, resume)
-            self._finish(stage, state, time.perf_counter() - t0)
-        if deferred:
-            self._run_parallel(deferred, state, workers)
+        # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
+        # while the main process goes on with the next (training) stages.
+        pool = _process_pool(workers) if workers > 1 else None
+        futures = {}
+        try:
+            for stage in self.stages.values():
+                resume = self._needs_run(stage, state)
+                if resume is None:
+                    continue
+                self._start(stage, state, resume)
+                if pool is not None and stage.action is _run_seqrec:
+                    futures[pool.submit(_seqrec_job, *self._seqrec_args(stage))] = stage
+                    continue
+                t0 = time.perf_counter()
+                stage.action(self, stage, resume)
+                self._finish(stage, state, time.perf_counter() - t0)
+            for future in _as_completed(futures):
+                self._finish(futures[future], state, future.result())
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
         self.force.clear()  # forcing applies to one run only
         results = collect_results(self)
         from llm2rec.report import write_report
@@ -200,22 +202,17 @@ class Pipeline:
         record.update(status="done", wall_seconds=round(wall, 2), finished=time.time())
         self._save_state(state)
 
-    def _run_parallel(self, jobs: list, state: dict, workers: int) -> None:
-        """Independent seqrec runs in ``workers`` processes (one torch thread each)."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
+    def _seqrec_args(self, stage: Stage) -> tuple:
         s = self.cfg["seqrec"]
-        dataset = self.stages["dataset"].output
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {}
-            for stage, resume in jobs:
-                self._start(stage, state, resume)
-                emb = self.embeddings_path(stage.extra["encoder"])
-                args = (dataset, stage.extra["model"], emb, s["seeds"], stage.output, s["options"])
-                futures[pool.submit(_seqrec_job, *args)] = stage
-            for future in as_completed(futures):
-                self._finish(futures[future], state, future.result())
+        emb = self.embeddings_path(stage.extra["encoder"])
+        return (
+            self.stages["dataset"].output,
+            stage.extra["model"],
+            emb,
+            s["seeds"],
+            stage.output,
+            s["options"],
+        )
 
     # ----------------------------------------------------------------------------------------- hand-offs
 
@@ -229,6 +226,11 @@ class Pipeline:
 
     def embeddings_path(self, encoder: str) -> Path | None:
         return None if encoder == "id" else self.stages[f"embed:{encoder}"].output
+
+
+def _source(encoder: str) -> str:
+    """What an encoder's vectors come from: id, st (sentence-transformers), backbone or a training stage."""
+    return "id" if encoder == "id" else ENCODER_SOURCE.get(encoder, ("st",))[0]
 
 
 def _remove(path: Path) -> None:
@@ -309,10 +311,20 @@ def _run_embed(pipe: Pipeline, stage: Stage, resume: bool) -> None:
 
 
 def _run_seqrec(pipe: Pipeline, stage: Stage, resume: bool) -> None:
-    s = pipe.cfg["seqrec"]
-    emb = pipe.embeddings_path(stage.extra["encoder"])
-    _seqrec_job(pipe.stages["dataset"].output, stage.extra["model"], emb, s["seeds"], stage.output, s["options"],
-                threads=None)  # fmt: skip
+    _seqrec_job(*pipe._seqrec_args(stage), threads=None)
+
+
+def _process_pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _as_completed(futures: dict):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures) if futures else []
 
 
 def _seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: int | None = 1) -> float:

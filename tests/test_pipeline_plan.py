@@ -49,7 +49,7 @@ def _plan(cfg, tmp_path, force=None):
 def test_plan_includes_only_needed_training_stages(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, csft]"])
     names = list(_plan(cfg, tmp_path).stages)
-    assert names == ["dataset", "csft", "embed:csft", "seqrec:id:sasrec", "seqrec:csft:sasrec"]
+    assert names == ["dataset", "seqrec:id:sasrec", "csft", "embed:csft", "seqrec:csft:sasrec"]
     cfg = load_config(None, ["encoders=[minilm, raw-mean]"])
     assert "csft" not in _plan(cfg, tmp_path).stages
 
@@ -58,7 +58,7 @@ def test_rerun_skips_and_changes_invalidate_downstream(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, csft-mntp]"])
     _plan(cfg, tmp_path).run()
     first = [name for name, _ in recorder]
-    assert first[:3] == ["dataset", "csft", "mntp"]
+    assert first[:4] == ["dataset", "seqrec:id:sasrec", "csft", "mntp"]
     recorder.clear()
     _plan(cfg, tmp_path).run()
     assert recorder == []  # everything up to date

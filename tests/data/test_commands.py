@@ -42,9 +42,13 @@ def test_bad_line_names_file_and_line(tmp_path):
     reviews = tmp_path / "Cat.jsonl"
     meta = tmp_path / "meta_Cat.jsonl"
     review = {"timestamp": 1588687728923, "rating": 5.0}
-    lines = [json.dumps({"user_id": f"U{u}", "parent_asin": f"P{i}", **review}) for u in range(3) for i in range(3)]
+    lines = [
+        json.dumps({"user_id": f"U{u}", "parent_asin": f"P{i}", **review}) for u in range(3) for i in range(3)
+    ]
     reviews.write_text("\n".join(lines) + "\n{not json\n")
-    meta.write_text("".join(json.dumps({"parent_asin": f"P{i}", "title": f"Item {i}"}) + "\n" for i in range(3)))
+    meta.write_text(
+        "".join(json.dumps({"parent_asin": f"P{i}", "title": f"Item {i}"}) + "\n" for i in range(3))
+    )
     r = _llm2rec(
         "prepare", "--format", "amazon2023", "--input", reviews, meta, "--out", tmp_path / "x", "--kcore", 0
     )

@@ -159,7 +159,10 @@ def test_run_csft_writes_a_plain_model_dir_and_resumes(tmp_path, dataset_dir, mo
     assert record["train_pairs"] > 0 and record["last_step"] == 4
     assert record["eval_loss_best"] < record["eval_loss_before"]
     for key in ("generation_before", "generation_after"):
-        assert set(record[key]) >= {"exact_match", "in_catalogue", "ended", "samples"} and record[key]["samples"] == 4
+        assert (
+            set(record[key]) >= {"exact_match", "in_catalogue", "ended", "samples"}
+            and record[key]["samples"] == 4
+        )
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert {json.loads(x)["split"] for x in lines} == {"train", "eval"}
     assert not work_dir_for(out).exists()  # checkpoints are removed after a successful run
