@@ -200,26 +200,11 @@ class ContrastiveConfig:
     keep_work: bool = False  # keep <out>.work (checkpoints) after publishing
 
     def loop_config(self):
-        from llm2rec.train.loop import LoopConfig
+        from llm2rec.train.loop import loop_config_from
 
-        return LoopConfig(
-            max_steps=self.max_steps,
-            effective_batch=self.batch_size,
-            micro_batch=self.micro_batch,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_steps=self.warmup_steps,
-            max_grad_norm=self.max_grad_norm,
-            eval_every=None,
-            eval_at_start=False,
-            save_every=self.save_every,
-            log_every=self.log_every,
-            seed=self.seed,
-            mixed_precision=self.mixed_precision,
-            keep_checkpoints=self.keep_checkpoints,
-            keep="last",  # no held-out criterion (as in the paper): hand on the final model
-            progress=self.progress,
-        )
+        return loop_config_from(
+            self, keep="last", eval_every=None, eval_at_start=False
+        )  # no held-out criterion (as in the paper): hand on the final model
 
 
 PRESETS: dict[str, dict] = {

@@ -83,26 +83,9 @@ class CSFTConfig:
             raise ConfigError(f"max_length must be at least 2, got {self.max_length}")
 
     def loop_config(self):
-        from llm2rec.train.loop import LoopConfig
+        from llm2rec.train.loop import loop_config_from
 
-        return LoopConfig(
-            max_steps=self.max_steps,
-            effective_batch=self.effective_batch,
-            micro_batch=self.micro_batch,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_steps=self.warmup_steps,
-            max_grad_norm=self.max_grad_norm,
-            eval_every=self.eval_every,
-            save_every=self.save_every,
-            log_every=self.log_every,
-            seed=self.seed,
-            mixed_precision=self.mixed_precision,
-            keep=self.keep,
-            length_grouped=self.length_grouped,
-            num_workers=self.num_workers,
-            progress=self.progress,
-        )
+        return loop_config_from(self)
 
 
 PRESETS: dict[str, dict] = {

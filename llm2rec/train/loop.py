@@ -97,6 +97,19 @@ class LoopConfig:
         return self.effective_batch // per_step
 
 
+def loop_config_from(stage_config, **fixed) -> LoopConfig:
+    """The :class:`LoopConfig` of a stage config: every field the two share (a stage's ``batch_size`` is the
+    effective batch), then ``fixed`` (e.g. ``keep="last"``)."""
+    from dataclasses import fields
+
+    values = {
+        f.name: getattr(stage_config, f.name) for f in fields(LoopConfig) if hasattr(stage_config, f.name)
+    }
+    if "effective_batch" not in values and hasattr(stage_config, "batch_size"):
+        values["effective_batch"] = stage_config.batch_size
+    return LoopConfig(**{**values, **fixed})
+
+
 @dataclass
 class LoopResult:
     chosen_dir: Path

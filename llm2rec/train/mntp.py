@@ -221,25 +221,9 @@ class MNTPConfig:
     keep_work: bool = False  # keep <out>.work (checkpoints, both best and last) after publishing
 
     def loop_config(self):
-        from llm2rec.train.loop import LoopConfig
+        from llm2rec.train.loop import loop_config_from
 
-        return LoopConfig(
-            max_steps=self.max_steps,
-            effective_batch=self.batch_size,
-            micro_batch=self.micro_batch,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            warmup_steps=self.warmup_steps,
-            max_grad_norm=self.max_grad_norm,
-            eval_every=self.eval_every,
-            save_every=self.save_every,
-            log_every=self.log_every,
-            seed=self.seed,
-            mixed_precision=self.mixed_precision,
-            keep_checkpoints=self.keep_checkpoints,
-            keep="best",  # lowest held-out MNTP loss
-            progress=self.progress,
-        )
+        return loop_config_from(self, keep="best")  # lowest held-out MNTP loss
 
 
 PRESETS: dict[str, dict] = {
