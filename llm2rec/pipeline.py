@@ -165,6 +165,9 @@ class Pipeline:
                 t0 = time.perf_counter()
                 stage.action(self, stage, resume)
                 self._finish(stage, state, time.perf_counter() - t0)
+                # Record jobs that finished meanwhile, so an interruption does not re-run them.
+                for future in [f for f in futures if f.done()]:
+                    self._finish(futures.pop(future), state, future.result())
             for future in _as_completed(futures):
                 self._finish(futures[future], state, future.result())
         finally:
