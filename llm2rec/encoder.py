@@ -63,7 +63,21 @@ def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-class Encoder:
+class _Described:
+    """What produced the vectors, for metadata files; shared by both encoder kinds."""
+
+    def describe(self) -> dict:
+        return {
+            "encoder": self.source,
+            "encoder_kind": self.kind,
+            "encoder_hash": self.content_hash,
+            "pooling": self.pooling,
+            "bidirectional": self.bidirectional,
+            "dim": self.dim,
+        }
+
+
+class Encoder(_Described):
     """A decoder LLM as a text encoder (see module docstring). Use :meth:`load`."""
 
     kind = "llm"
@@ -168,17 +182,6 @@ class Encoder:
     @property
     def dim(self) -> int:
         return int(self.model.config.get_text_config().hidden_size)
-
-    def describe(self) -> dict:
-        """What produced the vectors, for metadata files."""
-        return {
-            "encoder": self.source,
-            "encoder_kind": self.kind,
-            "encoder_hash": self.content_hash,
-            "pooling": self.pooling,
-            "bidirectional": self.bidirectional,
-            "dim": self.dim,
-        }
 
     def save_sentence_transformers(self, out_dir: str | Path) -> Path:
         """Export as a sentence-transformers model, so ``SentenceTransformer(out_dir)`` gives these vectors.
@@ -301,7 +304,7 @@ def resolve_sentence_transformer(name: str) -> str:
     return name
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(_Described):
     """A sentence-transformers model behind the :class:`Encoder` API (pooling comes with the model)."""
 
     kind = "sentence-transformers"
@@ -331,16 +334,6 @@ class SentenceTransformerEncoder:
     @property
     def dim(self) -> int:
         return int(self.model.get_embedding_dimension())
-
-    def describe(self) -> dict:
-        return {
-            "encoder": self.source,
-            "encoder_kind": self.kind,
-            "encoder_hash": self.content_hash,
-            "pooling": self.pooling,
-            "bidirectional": self.bidirectional,
-            "dim": self.dim,
-        }
 
     def encode(self, texts, batch_size: int = 32, *, normalize: bool = False, show_progress: bool = False):
         texts = [str(t) for t in texts]
