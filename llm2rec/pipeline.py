@@ -1,23 +1,26 @@
 """``llm2rec run``: prepare → csft → mntp → contrastive → embed → seqrec → report, resumable.
 
 Every stage has a *fingerprint*: a hash of its own settings and of its upstream stages' fingerprints
-(the dataset stage also hashes its input files' names, sizes and mtimes). ``RUN/pipeline.json`` records,
+(the dataset stage also hashes its input files' names, sizes and contents). ``RUN/pipeline.json`` records,
 per stage, the fingerprint it last started and whether it finished. On a re-run a stage is
 
 * skipped when it finished with the same fingerprint (nothing it depends on changed);
 * resumed when it started with the same fingerprint but did not finish — the training stages pick up
   from their last checkpoint (their ``resume``), the others simply run again;
 * started afresh (its old output removed) when its fingerprint changed or ``--force`` names it or a
-  stage upstream of it.
+  stage upstream of it. A recommender stage whose seeds changed keeps the seeds it already finished
+  with the same settings and vectors and trains only the new ones.
 
 Layout of a run directory::
 
     RUN/dataset/                the prepared dataset
-    RUN/csft/ mntp/ contrastive/   training-loop dirs (checkpoints/, best/, last/, metrics.jsonl, done.json)
+    RUN/csft/ mntp/ contrastive/   the plain HF model each training stage hands on
+    RUN/<stage>.work/           its checkpoints and training state while it runs
     RUN/embeddings/<encoder>.npy (+ .json)
     RUN/seqrec/<encoder>-<model>/   the seqrec results dir of one encoder × recommender
     RUN/results.json  report.md  report.html  plots/
     RUN/pipeline.json           stage records (fingerprints, status, wall time)
+    RUN/input_hashes.json       sha256 of the input files, cached by path, size and mtime
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -33,7 +37,7 @@ from pathlib import Path
 
 from llm2rec.config import ENCODERS
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_write_json
+from llm2rec.io import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,8 @@ class Pipeline:
             )
             stages[stage.name] = stage
 
-        add(Stage("dataset", [], {**cfg["dataset"], "inputs": _input_signature(cfg["dataset"]["input"])},
+        inputs = _input_signature(cfg["dataset"]["input"], out / "input_hashes.json")
+        add(Stage("dataset", [], {**cfg["dataset"], "inputs": inputs},
                   out / "dataset", _run_prepare))  # fmt: skip
         # Cheap encoders first, each followed by its recommenders, so their results (and, with
         # seqrec.workers > 1, their seqrec jobs) do not wait for the LLM training stages.
@@ -152,6 +157,8 @@ class Pipeline:
         # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
         # while the main process goes on with the next (training) stages.
         pool = _process_pool(workers) if workers > 1 else None
+        if pool is not None:
+            _leave_cores_for(workers)
         futures = {}
         try:
             for stage in self.stages.values():
@@ -188,7 +195,9 @@ class Pipeline:
             log.info("stage %s: up to date, skipped", stage.name)
             return None
         resume = same and record.get("status") == "started"
-        if not resume:
+        # A recommender job keeps its output: run_seqrec(resume=True) reuses the seeds whose settings,
+        # data and vectors are unchanged (adding a seed trains one more), unless the stage is forced.
+        if not resume and (stage.action is not _run_seqrec or self._forced(stage)):
             _remove(stage.output)
         return resume
 
@@ -248,13 +257,28 @@ def _remove(path: Path) -> None:
         json_side.unlink()
 
 
-def _input_signature(inputs: list) -> list:
-    """Cheap identity of the input files: name, size and mtime (hashing GBs on every run is too slow)."""
-    sig = []
+def _input_signature(inputs: list, cache_path: Path) -> list:
+    """Content identity of the input files: relative name, size and sha256.
+
+    Content, not mtime: a copied or re-mounted data directory must not invalidate a day of training. The
+    hashes are cached in ``cache_path`` by (path, size, mtime), so unchanged inputs are hashed once.
+    """
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    sig, fresh = [], {}
     for raw in inputs:
-        p = Path(raw)
-        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-        sig += [[str(q), q.stat().st_size, q.stat().st_mtime_ns] for q in files if q.exists()]
+        root = Path(raw)
+        files = sorted(q for q in root.rglob("*") if q.is_file()) if root.is_dir() else [root]
+        for q in (f for f in files if f.exists()):
+            stat = q.stat()
+            key = f"{q.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+            fresh[key] = cache.get(key) or sha256_file(q)
+            name = q.relative_to(root).as_posix() if root.is_dir() else q.name
+            sig.append([name, stat.st_size, fresh[key]])
+    if fresh != cache and cache_path.parent.is_dir():
+        atomic_write_json(cache_path, fresh)
     return sig
 
 
@@ -324,6 +348,17 @@ def _process_pool(workers: int):
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+def _leave_cores_for(workers: int) -> None:
+    """Keep the main process's torch threads to the cores the pool's one-thread workers leave free:
+    oversubscribed cores made training several times slower on a 2-core machine."""
+    import torch
+
+    spare = max(1, (os.cpu_count() or 1) - workers)
+    if torch.get_num_threads() > spare:
+        log.info("using %d torch thread(s) in the main process beside %d seqrec worker(s)", spare, workers)
+        torch.set_num_threads(spare)
+
+
 def _as_completed(futures: dict):
     from concurrent.futures import as_completed
 
@@ -339,7 +374,7 @@ def _seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: in
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, overwrite=True,
+    run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, resume=True,
                **{"progress": False, **options})  # fmt: skip
     return time.perf_counter() - t0
 

@@ -52,6 +52,9 @@ def seqrec(
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (default: cuda when available)."),
     threads: int | None = typer.Option(None, help="torch CPU threads (default: torch's choice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results directory."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Reuse seeds already finished in OUT with the same settings; train the rest."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train and evaluate a sequential recommender with exact full ranking; writes OUT/results.json."""
@@ -76,6 +79,7 @@ def seqrec(
         seeds=tuple(seeds),
         out_dir=out,
         overwrite=overwrite,
+        resume=resume,
         item_repr=item_repr,
         adapter=adapter,
         finetune_vectors=finetune_vectors,

@@ -9,12 +9,18 @@ Layout of ``out_dir``::
     seed-<s>/curve.png       loss and validation metric per epoch
 
 The popularity baseline is deterministic: it runs once, in ``seed-none/``.
+
+With ``resume=True`` a seed already finished under the same settings, data and vectors (in ``out_dir`` or in
+``<out_dir>.work``, where seeds land as they finish) is reused instead of retrained, so adding a seed or
+re-running after an interruption only trains what is missing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -100,12 +106,14 @@ def run_seqrec(
     seeds=DEFAULT_SEEDS,
     out_dir: str | Path | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     **overrides,
 ) -> dict:
     """Train/evaluate ``model`` once per seed on a prepared dataset; return (and write) ``results.json``.
 
     ``overrides`` are :class:`SeqRecConfig`/:class:`TrainConfig` fields, e.g. ``epochs=50, eval_every=5,
-    item_repr="text+id", exclude_history=True``. Without ``out_dir`` nothing is written.
+    item_repr="text+id", exclude_history=True``. Without ``out_dir`` nothing is written. ``resume`` reuses
+    seeds finished earlier with identical settings (see the module docstring) and replaces ``out_dir``.
     """
     from llm2rec.data.dataset import Dataset
 
@@ -128,19 +136,36 @@ def run_seqrec(
     config_record = _config_record(cfg, dataset, embeddings, seeds, device)
     if out_dir is None:
         return _run_all(cfg, data, vectors, seeds, device, None, config_record)
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    finished, work = {}, None
+    if resume:
+        finished = _finished_seeds(Path(out_dir), config_record)
+        work = _work_dir(Path(out_dir))
+        atomic_write_json(work / "config.json", config_record)
+    with atomic_dir(out_dir, overwrite=overwrite or resume) as tmp:
         atomic_write_json(tmp / "config.json", config_record)
-        return _run_all(cfg, data, vectors, seeds, device, tmp, config_record)
+        results = _run_all(cfg, data, vectors, seeds, device, tmp, config_record, finished, work)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
 
 
-def _run_all(cfg, data, vectors, seeds, device, out: Path | None, config_record: dict) -> dict:
+def _run_all(
+    cfg, data, vectors, seeds, device, out: Path | None, config_record: dict, finished=None, work=None
+) -> dict:
     runs = []
     for seed in seeds:
-        log.info("seqrec %s seed %s", cfg.model, seed)
-        run = run_one_seed(cfg, data, vectors, seed, device)
+        name = _seed_dir_name(seed)
+        if finished and name in finished:
+            log.info("seqrec %s seed %s: reusing the finished run", cfg.model, seed)
+            run = finished[name]
+        else:
+            log.info("seqrec %s seed %s", cfg.model, seed)
+            run = run_one_seed(cfg, data, vectors, seed, device)
+            if work is not None:
+                atomic_write_json(work / name / "metrics.json", run)
         runs.append(run)
         if out is not None:
-            seed_dir = out / f"seed-{seed if seed is not None else 'none'}"
+            seed_dir = out / name
             atomic_write_json(seed_dir / "metrics.json", run)
             if run["curve"]:
                 title = f"{cfg.model} ({cfg.item_repr}), seed {seed}"
@@ -220,6 +245,40 @@ def _run_baseline(cfg: SeqRecConfig, data: SeqRecData, seed: int | None) -> dict
         ranks = full_ranking_ranks(users, items, examples.targets, exclude, cfg.train.memory_budget)
         out[split] = metrics_from_ranks(ranks, cfg.train.ks)
     return out
+
+
+def _seed_dir_name(seed: int | None) -> str:
+    return f"seed-{seed if seed is not None else 'none'}"
+
+
+def _work_dir(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + ".work")
+
+
+def _reuse_key(record: dict) -> dict:
+    """What must match for a finished seed to be reused: every setting but the progress bar, the data and
+    the vectors (by checksum, not path) and the device."""
+    config = dict(record["config"])
+    config["train"] = {k: v for k, v in config["train"].items() if k != "progress"}
+    embeddings = record.get("embeddings") or {}
+    return {"config": config, "dataset": record["dataset"]["checksum"],
+            "embeddings": embeddings.get("sha256"), "device": record["device"]}  # fmt: skip
+
+
+def _finished_seeds(out_dir: Path, record: dict) -> dict[str, dict]:
+    """Per-seed results already on disk (in ``out_dir`` or its work dir) made with the same settings."""
+    key = json.loads(json.dumps(_reuse_key(record)))  # tuples → lists, as read back from disk
+    found = {}
+    for folder in (out_dir, _work_dir(out_dir)):
+        try:
+            old = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _reuse_key(old) != key:
+            continue
+        for path in sorted(folder.glob("seed-*/metrics.json")):
+            found[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+    return found
 
 
 def _seed_everything(seed: int) -> None:

@@ -40,11 +40,12 @@ def csft(
             f"(chosen: {record['chosen']}, step {record['best_step']})"
         )
     if before and after:
-        typer.echo(
-            f"generation exact match {before['exact_match']:.3f} → {after['exact_match']:.3f}, "
-            f"in catalogue {before['in_catalogue']:.3f} → {after['in_catalogue']:.3f}, "
-            f"ended {before['ended']:.3f} → {after['ended']:.3f}"
+        changes = ", ".join(
+            f"{key.replace('_', ' ')} {before[key]:.3f} → {after[key]:.3f}"
+            for key in ("exact_match", "in_catalogue", "token_f1", "grounded_hit", "ended")
+            if key in before and key in after
         )
+        typer.echo(f"generation sanity ({after['samples']} validation pairs): {changes}")
     typer.echo(f"CSFT model written to {result}")
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json
+from llm2rec.train.title_match import Catalogue, token_f1
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +257,11 @@ def validation_pairs(dataset, limit: int | None, seed: int) -> list[CSFTPair]:
 # -------------------------------------------------------------------------------------- the sanity metric
 @torch.no_grad()
 def generation_metrics(
-    model, tokenizer, pairs: list[CSFTPair], catalogue: set[str], config: CSFTConfig
+    model, tokenizer, pairs: list[CSFTPair], catalogue: Catalogue, config: CSFTConfig
 ) -> dict:
     """Greedy next-title generation over ``pairs``: exact-match and in-catalogue rates of the generated
-    title (text up to the first newline), and the rate of generations that end within ``max_new_tokens``."""
+    title (text up to the first newline), the graded token F1 and grounded-hit rates (see
+    :mod:`llm2rec.train.title_match`), and the rate of generations that end within ``max_new_tokens``."""
     if not pairs:
         return {}
     model.eval()
@@ -267,7 +269,8 @@ def generation_metrics(
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
     stop_ids = [tokenizer.eos_token_id] + (newline if len(newline) == 1 else [])
     prompt_room = max(config.max_length - config.max_new_tokens, 1)
-    exact = in_catalogue = ended = 0
+    exact = in_catalogue = ended = grounded = empty = 0
+    f1 = 0.0
     examples = []
     for start in range(0, len(pairs), config.generation_batch):
         chunk = pairs[start : start + config.generation_batch]
@@ -294,13 +297,20 @@ def generation_metrics(
         ended += int(torch.isin(new_tokens, torch.tensor(stop_ids, device=new_tokens.device)).any(-1).sum())
         for pair, text in zip(chunk, texts, strict=True):
             title = text.split("\n", 1)[0].strip()
-            exact += title == pair.target_title.strip()
+            target = pair.target_title.strip()
+            exact += title == target
             in_catalogue += title in catalogue
+            f1 += token_f1(title, target)
+            grounded += catalogue.nearest(title) == target
+            empty += not title
             if len(examples) < 5:
                 examples.append({"target": pair.target_title, "generated": title})
     return {
         "exact_match": exact / len(pairs),
         "in_catalogue": in_catalogue / len(pairs),
+        "token_f1": f1 / len(pairs),
+        "grounded_hit": grounded / len(pairs),
+        "empty": empty / len(pairs),
         "ended": ended / len(pairs),
         "samples": len(pairs),
         "examples": examples,
@@ -350,7 +360,7 @@ def run_csft(
         if config.generation_samples
         else []
     )
-    catalogue = {t.strip() for t in dataset.titles[1:]}
+    catalogue = Catalogue(dataset.titles[1:])
     log.info(
         "CSFT: %d training pairs (%d too long, dropped), %d validation pairs",
         len(train_set),
@@ -452,9 +462,13 @@ def _generation_on_main(
         return json.loads(cache.read_text(encoding="utf-8"))
     metrics = generation_metrics(load_model(), tokenizer, pairs, catalogue, config)
     log.info(
-        "generation sanity: exact match %.3f, in catalogue %.3f (%d samples)",
+        "generation sanity: exact match %.3f, in catalogue %.3f, token F1 %.3f, grounded hit %.3f, "
+        "empty %.3f (%d samples)",
         metrics["exact_match"],
         metrics["in_catalogue"],
+        metrics["token_f1"],
+        metrics["grounded_hit"],
+        metrics["empty"],
         metrics["samples"],
     )
     if cache is not None:

@@ -40,6 +40,46 @@ def test_popularity_is_deterministic_and_runs_once(cyclic_dataset, tmp_path):
     assert (tmp_path / "pop" / "seed-none" / "metrics.json").is_file()
 
 
+def test_resume_reuses_finished_seeds_with_the_same_settings(cyclic_dataset, tmp_path, monkeypatch):
+    import llm2rec.seqrec.run as run_module
+
+    kw = dict(model="sasrec", epochs=1, progress=False, hidden=16, ffn=32, out_dir=tmp_path / "res")
+    first = run_seqrec(cyclic_dataset.root, seeds=(1,), **kw)
+    trained = []
+    real = run_module.run_one_seed
+    monkeypatch.setattr(run_module, "run_one_seed", lambda *a: trained.append(a[3]) or real(*a))
+    both = run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, **kw)
+    assert trained == [2]  # seed 1 came from disk
+    assert both["metrics"]["recall@10"]["per_seed"][0] == first["metrics"]["recall@10"]["per_seed"][0]
+    assert json.loads((tmp_path / "res" / "config.json").read_text())["seeds"] == [1, 2]
+    assert not (tmp_path / "res.work").exists()
+
+    trained.clear()
+    run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, **{**kw, "dropout": 0.1})
+    assert trained == [1, 2]  # another setting: nothing reused
+
+
+def test_resume_after_an_interruption_keeps_the_seeds_that_finished(cyclic_dataset, tmp_path, monkeypatch):
+    import llm2rec.seqrec.run as run_module
+
+    kw = dict(model="sasrec", seeds=(1, 2), epochs=1, progress=False, hidden=16, ffn=32, resume=True)
+    real = run_module.run_one_seed
+
+    def dies_on_seed_2(*args):
+        if args[3] == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(run_module, "run_one_seed", dies_on_seed_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_seqrec(cyclic_dataset.root, out_dir=tmp_path / "res", **kw)
+    assert not (tmp_path / "res").exists() and (tmp_path / "res.work" / "seed-1" / "metrics.json").is_file()
+    trained = []
+    monkeypatch.setattr(run_module, "run_one_seed", lambda *a: trained.append(a[3]) or real(*a))
+    run_seqrec(cyclic_dataset.root, out_dir=tmp_path / "res", **kw)
+    assert trained == [2]
+
+
 def test_same_seed_same_result(cyclic_dataset):
     kw = dict(model="sasrec", seeds=(3,), epochs=1, progress=False, hidden=16, ffn=32)
     assert (
