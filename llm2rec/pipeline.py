@@ -115,6 +115,8 @@ class Pipeline:
                 add(Stage(f"embed:{enc}", deps, settings, out / "embeddings" / f"{enc}.npy", _run_embed,
                           extra={"encoder": enc}))  # fmt: skip
             for model in cfg["seqrec"]["models"]:
+                if not _pairs_with(model, enc, first=enc == encoders[0]):
+                    continue
                 deps = ["dataset"] + ([] if enc == "id" else [f"embed:{enc}"])
                 settings = {
                     "model": model,
@@ -243,6 +245,16 @@ class Pipeline:
 def _source(encoder: str) -> str:
     """What an encoder's vectors come from: id, st (sentence-transformers), backbone or a training stage."""
     return "id" if encoder == "id" else ENCODER_SOURCE.get(encoder, ("st",))[0]
+
+
+def _pairs_with(model: str, encoder: str, first: bool) -> bool:
+    """Whether recommender ``model`` runs on ``encoder``'s vectors: knn needs vectors (not id); pop and
+    random ignore them, so they run once, with the first encoder."""
+    from llm2rec.seqrec.pop import BASELINES, NEEDS_VECTORS
+
+    if model in NEEDS_VECTORS:
+        return encoder != "id"
+    return first or model not in BASELINES
 
 
 def _remove(path: Path) -> None:

@@ -54,6 +54,12 @@ def test_plan_includes_only_needed_training_stages(tmp_path, recorder):
     assert "csft" not in _plan(cfg, tmp_path).stages
 
 
+def test_baselines_pair_with_the_encoders_they_use(tmp_path, recorder):
+    cfg = load_config(None, ["encoders=[id, minilm]", "seqrec.models=[sasrec, knn, pop]"])
+    names = [n for n in _plan(cfg, tmp_path).stages if n.startswith("seqrec:")]
+    assert names == ["seqrec:id:sasrec", "seqrec:id:pop", "seqrec:minilm:sasrec", "seqrec:minilm:knn"]
+
+
 def test_rerun_skips_and_changes_invalidate_downstream(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, csft-mntp]"])
     _plan(cfg, tmp_path).run()

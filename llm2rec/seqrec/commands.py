@@ -16,7 +16,12 @@ def seqrec(
     dataset: Path = typer.Option(
         ..., "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."
     ),
-    model: str = typer.Option("sasrec", "--model", "-m", help="sasrec, gru4rec, pop or random."),
+    model: str = typer.Option(
+        "sasrec",
+        "--model",
+        "-m",
+        help="sasrec, gru4rec, or a training-free baseline: pop, random, knn (needs --embeddings).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Results directory (written atomically)."),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", "-e", help="Item vectors .npy (N+1, d), row i = item i; omit for ID embeddings."

@@ -1,7 +1,12 @@
-"""Baselines for scale: most-popular (training-part counts) and random scores.
+"""Training-free baselines: most-popular (training-part counts), random scores, and item-vector kNN.
 
-Both are written as (user vectors, item vectors) pairs so that they go through exactly the same full-ranking
+All are written as (user vectors, item vectors) pairs so that they go through exactly the same full-ranking
 code as the trained models, history exclusion included.
+
+``knn`` scores every item by the cosine similarity of its vector to the last history item's: a probe of
+how much next-item signal the item vectors carry with no recommender trained on top. An item is always
+its own nearest neighbour, so knn always removes the user's seen items from the ranking (the target
+stays rankable, as everywhere).
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-BASELINES = ("pop", "random")
+BASELINES = ("pop", "random", "knn")
+DETERMINISTIC = ("pop", "knn")  # run once, not once per seed
+NEEDS_VECTORS = ("knn",)
 
 
 def popularity_vectors(item_counts: np.ndarray, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,3 +34,10 @@ def random_vectors(
     users = torch.randn(num_rows, dim, generator=generator)
     items = torch.randn(num_items, dim, generator=generator)
     return users, items
+
+
+def last_item_knn_vectors(vectors: np.ndarray, histories: torch.Tensor, lengths: torch.Tensor):
+    """Users = the L2-normalised vector of their last history item; items = all L2-normalised vectors."""
+    unit = torch.nn.functional.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
+    last = histories[torch.arange(histories.shape[0]), (lengths - 1).clamp(min=0)]
+    return unit[last], unit[1:]

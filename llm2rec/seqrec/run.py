@@ -8,7 +8,7 @@ Layout of ``out_dir``::
     seed-<s>/metrics.json    test and best-validation metrics, best epoch, timings, the training curve
     seed-<s>/curve.png       loss and validation metric per epoch
 
-The popularity baseline is deterministic: it runs once, in ``seed-none/``.
+The popularity and knn baselines are deterministic: they run once, in ``seed-none/``.
 
 With ``resume=True`` a seed already finished under the same settings, data and vectors (in ``out_dir`` or in
 ``<out_dir>.work``, where seeds land as they finish) is reused instead of retrained, so adding a seed or
@@ -34,7 +34,14 @@ from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
 from llm2rec.seqrec.item_encoder import ItemEncoder, load_item_vectors, normalise_vectors
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
 from llm2rec.seqrec.plots import plot_curve
-from llm2rec.seqrec.pop import BASELINES, popularity_vectors, random_vectors
+from llm2rec.seqrec.pop import (
+    BASELINES,
+    DETERMINISTIC,
+    NEEDS_VECTORS,
+    last_item_knn_vectors,
+    popularity_vectors,
+    random_vectors,
+)
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
 
@@ -79,6 +86,8 @@ class SeqRecConfig:
             raise ConfigError(f"--std must be one of {', '.join(STD_KINDS)}")
         if self.item_repr != "id" and not has_embeddings and self.model not in BASELINES:
             raise ConfigError(f"item representation {self.item_repr!r} needs --embeddings FILE.npy")
+        if self.model in NEEDS_VECTORS and not has_embeddings:
+            raise ConfigError(f"--model {self.model} needs --embeddings FILE.npy")
         if self.train.valid_metric not in metric_keys(self.train.ks):
             raise ConfigError(
                 f"valid metric {self.train.valid_metric!r} is not one of {metric_keys(self.train.ks)}"
@@ -121,7 +130,8 @@ def run_seqrec(
     dataset = Dataset.load(dataset_dir)
     data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise)
     vectors = None
-    if embeddings is not None and (cfg.model in BASELINES or cfg.item_repr == "id"):
+    uses_vectors = cfg.model in NEEDS_VECTORS or (cfg.model not in BASELINES and cfg.item_repr != "id")
+    if embeddings is not None and not uses_vectors:
         log.warning(
             "ignoring --embeddings: %s with item representation %s does not use them", model, cfg.item_repr
         )
@@ -130,7 +140,7 @@ def run_seqrec(
         vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
         vectors = normalise_vectors(vectors, cfg.vector_norm)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    seeds = [None] if cfg.model == "pop" else [int(s) for s in seeds]
+    seeds = [None] if cfg.model in DETERMINISTIC else [int(s) for s in seeds]
     if not seeds:
         raise ConfigError("give at least one seed")
     config_record = _config_record(cfg, dataset, embeddings, seeds, device)
@@ -189,7 +199,7 @@ def _run_all(
 
 def run_one_seed(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None, device) -> dict:
     if cfg.model in BASELINES:
-        return _run_baseline(cfg, data, seed)
+        return _run_baseline(cfg, data, vectors, seed)
     _seed_everything(seed)
     model = build_model(cfg, data, vectors).to(device)
     result = fit(model, data, cfg.train, seed)
@@ -233,15 +243,17 @@ def build_model(cfg: SeqRecConfig, data: SeqRecData, vectors: np.ndarray | None)
     return GRU4Rec(encoder, cfg.hidden, cfg.layers, cfg.dropout)
 
 
-def _run_baseline(cfg: SeqRecConfig, data: SeqRecData, seed: int | None) -> dict:
+def _run_baseline(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None) -> dict:
     out = {"seed": seed, "best_epoch": None, "epochs_run": 0, "train_seconds": 0.0, "curve": []}
     for split in ("valid", "test"):
         examples = getattr(data, split)
         if cfg.model == "pop":
             users, items = popularity_vectors(data.item_counts, len(examples))
+        elif cfg.model == "knn":
+            users, items = last_item_knn_vectors(vectors, examples.histories, examples.lengths)
         else:
             users, items = random_vectors(len(examples), data.num_items, seed + (split == "test"))
-        exclude = examples.seen if cfg.train.exclude_history else None
+        exclude = examples.seen if cfg.train.exclude_history or cfg.model == "knn" else None
         ranks = full_ranking_ranks(users, items, examples.targets, exclude, cfg.train.memory_budget)
         out[split] = metrics_from_ranks(ranks, cfg.train.ks)
     return out

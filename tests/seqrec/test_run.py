@@ -80,6 +80,21 @@ def test_resume_after_an_interruption_keeps_the_seeds_that_finished(cyclic_datas
     assert trained == [2]
 
 
+def test_knn_ranks_the_next_item_first_when_vectors_encode_the_walk(cyclic_dataset, tmp_path):
+    # Items on a circle in walk order: the last item's nearest neighbours are the one before (seen,
+    # removed) and the one after (the target).
+    angles = 2 * np.pi * np.arange(31) / 30
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    vectors[0] = 0
+    path = tmp_path / "circle.npy"
+    np.save(path, vectors)
+    results = run_seqrec(cyclic_dataset.root, model="knn", embeddings=path, seeds=(1, 2))
+    assert results["seeds"] == ["none"]  # deterministic: runs once
+    assert results["metrics"]["recall@5"]["mean"] == 1.0 and results["metrics"]["ndcg@5"]["mean"] == 1.0
+    with pytest.raises(ConfigError, match="needs --embeddings"):
+        run_seqrec(cyclic_dataset.root, model="knn")
+
+
 def test_same_seed_same_result(cyclic_dataset):
     kw = dict(model="sasrec", seeds=(3,), epochs=1, progress=False, hidden=16, ffn=32)
     assert (
