@@ -287,6 +287,10 @@ def generation_metrics(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
             max_new_tokens=config.max_new_tokens,
+            # An empty title is never an answer. With the paper's prompt (no separator before the target)
+            # the model cannot tell that the last history title is finished and often "ends" it with
+            # "\n" at once; asking for at least one token makes it name an item instead.
+            min_new_tokens=1,
             do_sample=False,
             eos_token_id=stop_ids,
             pad_token_id=tokenizer.pad_token_id,
