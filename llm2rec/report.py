@@ -37,7 +37,10 @@ def _fmt(m: dict | None) -> str:
     if not m:
         return "–"
     std = m.get("std")
-    return f"{m['mean']:.4f} ± {std:.4f}" if std is not None else f"{m['mean']:.4f}"
+    # One seed (or a deterministic baseline) has no spread to report.
+    if std is None or len(m.get("per_seed", ())) < 2:
+        return f"{m['mean']:.4f}"
+    return f"{m['mean']:.4f} ± {std:.4f}"
 
 
 def results_table(results: dict, describe: bool = True) -> list[str]:
@@ -57,9 +60,8 @@ def results_table(results: dict, describe: bool = True) -> list[str]:
             m = e["metrics"].get(k)
             text = _fmt(m)
             cells.append(f"**{text}**" if m and m["mean"] == best[(e["recommender"], k)] else text)
-        lines.append(
-            f"| {e['recommender']} | {e['encoder']}: {e['description']} | " + " | ".join(cells) + " |"
-        )
+        name = f"{e['encoder']}: {e['description']}" if describe else e["encoder"]
+        lines.append(f"| {e['recommender']} | {name} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -7,10 +7,12 @@ import pytest
 from llm2rec.report import results_table, write_report
 
 
-def _entry(encoder, r10):
+def _entry(encoder, r10, seeds=2):
     keys = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-    return {"encoder": encoder, "recommender": "sasrec", "description": encoder,
-            "metrics": {k: {"mean": r10, "std": 0.001, "per_seed": [r10]} for k in keys}}  # fmt: skip
+    per_seed = [r10 - 0.001, r10 + 0.001][:seeds] if seeds > 1 else [r10]
+    return {"encoder": encoder, "recommender": "sasrec", "description": f"{encoder} vectors",
+            "metrics": {k: {"mean": r10, "std": 0.001 if seeds > 1 else 0.0, "per_seed": per_seed}
+                        for k in keys}}  # fmt: skip
 
 
 def _results():
@@ -23,6 +25,13 @@ def _results():
 def test_best_per_column_is_bold():
     lines = results_table(_results())
     assert "**0.2000 ± 0.0010**" in lines[-1] and "**" not in lines[-2]
+    assert "llm2rec: llm2rec vectors" in lines[-1]
+
+
+def test_one_seed_shows_no_spread_and_the_console_table_is_short():
+    results = {**_results(), "entries": [_entry("id", 0.1, seeds=1)]}
+    (line,) = results_table(results, describe=False)[2:]
+    assert "±" not in line and "| id |" in line and "vectors" not in line
 
 
 def test_report_files(tmp_path):
