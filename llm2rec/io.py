@@ -12,6 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def work_dir_for(out: str | Path) -> Path:
+    """``<out>.work``: where a stage keeps checkpoints or finished parts while ``out`` is not yet published."""
+    out = Path(out)
+    return out.with_name(out.name + ".work")
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from llm2rec.config import ENCODERS
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_write_json, sha256_file
+from llm2rec.io import atomic_write_json, sha256_file, work_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
-    shutil.rmtree(path.with_name(path.name + ".work"), ignore_errors=True)
+    shutil.rmtree(work_dir_for(path), ignore_errors=True)
     json_side = path.with_suffix(".json")
     if path.suffix == ".npy" and json_side.exists():
         json_side.unlink()

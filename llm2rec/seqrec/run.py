@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_dir, atomic_write_json, sha256_file
+from llm2rec.io import atomic_dir, atomic_write_json, sha256_file, work_dir_for
 from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
 from llm2rec.seqrec.item_encoder import ItemEncoder, load_item_vectors, normalise_vectors
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
@@ -149,7 +149,9 @@ def run_seqrec(
     finished, work = {}, None
     if resume:
         finished = _finished_seeds(Path(out_dir), config_record)
-        work = _work_dir(Path(out_dir))
+        work = work_dir_for(out_dir)
+        # Start the work dir afresh, so it never holds seeds made under another config.
+        shutil.rmtree(work, ignore_errors=True)
         atomic_write_json(work / "config.json", config_record)
     with atomic_dir(out_dir, overwrite=overwrite or resume) as tmp:
         atomic_write_json(tmp / "config.json", config_record)
@@ -171,8 +173,8 @@ def _run_all(
         else:
             log.info("seqrec %s seed %s", cfg.model, seed)
             run = run_one_seed(cfg, data, vectors, seed, device)
-            if work is not None:
-                atomic_write_json(work / name / "metrics.json", run)
+        if work is not None:
+            atomic_write_json(work / name / "metrics.json", run)
         runs.append(run)
         if out is not None:
             seed_dir = out / name
@@ -263,10 +265,6 @@ def _seed_dir_name(seed: int | None) -> str:
     return f"seed-{seed if seed is not None else 'none'}"
 
 
-def _work_dir(out_dir: Path) -> Path:
-    return out_dir.with_name(out_dir.name + ".work")
-
-
 def _reuse_key(record: dict) -> dict:
     """What must match for a finished seed to be reused: every setting but the progress bar, the data and
     the vectors (by checksum, not path) and the device."""
@@ -281,7 +279,7 @@ def _finished_seeds(out_dir: Path, record: dict) -> dict[str, dict]:
     """Per-seed results already on disk (in ``out_dir`` or its work dir) made with the same settings."""
     key = json.loads(json.dumps(_reuse_key(record)))  # tuples → lists, as read back from disk
     found = {}
-    for folder in (out_dir, _work_dir(out_dir)):
+    for folder in (out_dir, work_dir_for(out_dir)):
         try:
             old = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -246,6 +246,7 @@ def run_contrastive(
 
     from llm2rec.data.dataset import Dataset
     from llm2rec.encoder import POOLING_KEY
+    from llm2rec.io import work_dir_for
     from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
     from llm2rec.train.loop import process_state, train_loop
@@ -256,7 +257,6 @@ def run_contrastive(
         resolve_mask_token_id,
         resolve_model_dir,
         unique_titles,
-        work_dir_for,
     )
 
     config = build_config(ContrastiveConfig, PRESETS, preset, overrides)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_write_json
+from llm2rec.io import atomic_write_json, work_dir_for
 from llm2rec.train.title_match import Catalogue, token_f1
 
 log = logging.getLogger(__name__)
@@ -322,10 +322,6 @@ def generation_metrics(
 
 
 # ---------------------------------------------------------------------------------------------------- run
-def work_dir_for(out_dir: Path) -> Path:
-    return out_dir.with_name(out_dir.name + ".work")
-
-
 def run_csft(
     dataset_dir: str | Path,
     model: str | Path,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
+from llm2rec.io import work_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +253,6 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
     if unknown:
         raise ConfigError(f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
     return cls(**values)
-
-
-def work_dir_for(out_dir: Path) -> Path:
-    """Where the training loop keeps checkpoints and metrics while ``out_dir`` is not yet published."""
-    return out_dir.with_name(out_dir.name + ".work")
 
 
 def finished(out_dir: Path, stage: str) -> bool:
