@@ -32,14 +32,36 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward hands each process the summed gradient of its own rows.
+
+    Every process's loss depends on every process's embeddings, so the gradient for this process's rows is
+    the sum over processes: one all_reduce, then keep our slice. (torch.distributed.nn's all_gather does the
+    same through all_to_all, which is deprecated and aborted now and then at gloo shutdown in our tests.)
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rows = x.shape[0]
+        return gather_no_grad(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad)
+        rank, _ = _world()
+        return grad[rank * ctx.rows : (rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every process along dim 0; gradients flow back to each process's part."""
-    rank, world = _world()
+    """Concatenate ``x`` from every process along dim 0; gradients flow back to each process's part.
+
+    Every process must pass the same number of rows (the contrastive loader drops ragged last batches).
+    """
+    _, world = _world()
     if world == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:

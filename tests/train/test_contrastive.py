@@ -75,9 +75,9 @@ def _ddp_worker(rank, world, port, x, weight, out):
         loss.backward()
         grad = w.grad.clone()
         torch.distributed.all_reduce(grad)  # what DDP does: average parameter gradients
-        torch.distributed.all_reduce(loss.detach())
         if rank == 0:
             torch.save({"grad": grad / world, "negatives": metrics["negatives"]}, out)
+        torch.distributed.barrier()  # nobody tears down the group while the other still talks
     finally:
         torch.distributed.destroy_process_group()
 
