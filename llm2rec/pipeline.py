@@ -1,8 +1,10 @@
 """``llm2rec run``: prepare → csft → mntp → contrastive → embed → seqrec → report, resumable.
 
 Every stage has a *fingerprint*: a hash of its own settings and of its upstream stages' fingerprints
-(the dataset stage also hashes its input files' names, sizes and contents). ``RUN/pipeline.json`` records,
-per stage, the fingerprint it last started and whether it finished. On a re-run a stage is
+(the dataset stage also hashes its input files' contents; a training stage hashes its preset *resolved*
+with the run's overrides, less display-only settings, so editing a preset in code re-runs it).
+``RUN/pipeline.json`` records, per stage, the fingerprint it last started and whether it finished.
+On a re-run a stage is
 
 * skipped when it finished with the same fingerprint (nothing it depends on changed);
 * resumed when it started with the same fingerprint but did not finish — the training stages pick up
@@ -130,7 +132,8 @@ class Pipeline:
     def _training_stage(self, name: str) -> Stage:
         i = TRAINING_CHAIN.index(name)
         deps = ["dataset"] + ([TRAINING_CHAIN[i - 1]] if i else [])
-        settings = {"preset": self.cfg["preset"], "overrides": self.cfg[name]}
+        # The resolved settings, not the preset's name: editing a preset re-runs the stages it feeds.
+        settings = {"config": _stage_identity(name, self.cfg["preset"], self.cfg[name])}
         if name == "csft":
             settings["model"] = self.cfg["model"]
         return Stage(name, deps, settings, self.run_dir / name, _run_training)
@@ -315,6 +318,16 @@ def _run_prepare(pipe: Pipeline, stage: Stage, resume: bool) -> None:
     raw = load_raw(d["format"], [Path(p) for p in d["input"]], d["skip_bad_lines"], dict(options),
                    d["split"] == "shipped", num_users=d["num_users"], num_items=d["num_items"], seed=d["seed"])  # fmt: skip
     prepare(raw, stage.output, settings, overwrite=True)
+
+
+def _stage_identity(name: str, preset: str, overrides: dict) -> dict:
+    """What decides a training stage's output: its preset resolved with the run's overrides."""
+    import importlib
+
+    from llm2rec.train.settings import identity
+
+    module = importlib.import_module(f"llm2rec.train.{name}")
+    return identity(module.build_config(preset, **overrides))
 
 
 def _run_training(pipe: Pipeline, stage: Stage, resume: bool) -> None:

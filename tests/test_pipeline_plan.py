@@ -78,6 +78,31 @@ def test_rerun_skips_and_changes_invalidate_downstream(tmp_path, recorder):
     ]
 
 
+def test_fingerprints_follow_resolved_preset_values_not_names(tmp_path, recorder, monkeypatch):
+    from llm2rec.train import mntp
+
+    cfg = load_config(None, ["encoders=[csft-mntp]"])
+    before = {n: s.fingerprint for n, s in _plan(cfg, tmp_path).stages.items()}
+    # cosmetic settings (progress bars, logging) leave finished stages valid
+    quiet = load_config(None, ["encoders=[csft-mntp]", "mntp.progress=false", "mntp.log_every=1"])
+    assert {n: s.fingerprint for n, s in _plan(quiet, tmp_path).stages.items()} == before
+    # editing the preset itself invalidates the stage and what it feeds, even with the same config file
+    edited = {**mntp.PRESETS, cfg["preset"]: {**mntp.PRESETS[cfg["preset"]], "mask_probability": 0.3}}
+    monkeypatch.setattr(mntp, "PRESETS", edited)
+    after = {n: s.fingerprint for n, s in _plan(cfg, tmp_path).stages.items()}
+    changed = sorted(n for n in before if before[n] != after[n])
+    assert changed == ["embed:csft-mntp", "mntp", "seqrec:csft-mntp:sasrec"]
+
+
+def test_unknown_stage_setting_fails_before_anything_runs(tmp_path, recorder):
+    from llm2rec.errors import ConfigError
+
+    cfg = load_config(None, ["encoders=[csft]", "csft.learning_rate=0.1"])
+    with pytest.raises(ConfigError, match="learning_rate"):
+        _plan(cfg, tmp_path)
+    assert recorder == []
+
+
 def test_force_reruns_stage_and_dependents(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, csft]"])
     _plan(cfg, tmp_path).run()

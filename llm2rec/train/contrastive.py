@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
 from llm2rec.llm.pooling import mean_pool
+from llm2rec.train import settings
+from llm2rec.train.outputs import finished, publish
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,7 @@ class ContrastiveConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     progress: bool = True
+    report_to: str | None = None  # "tensorboard" (pip install tensorboard): event files end in <out>/logs
     keep_work: bool = False  # keep <out>.work (checkpoints) after publishing
 
     def loop_config(self):
@@ -244,6 +247,11 @@ PRESETS: dict[str, dict] = {
         max_length=64,
     ),
 }
+
+
+def build_config(preset: str = "paper", **overrides) -> ContrastiveConfig:
+    """The preset's settings, then every non-None override (unknown keys are errors)."""
+    return settings.build_config(ContrastiveConfig, PRESETS, preset, overrides)
 
 
 def run_contrastive(
@@ -273,15 +281,12 @@ def run_contrastive(
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
     from llm2rec.train.loop import process_state, train_loop
     from llm2rec.train.mntp import (
-        build_config,
-        finished,
-        publish,
         resolve_mask_token_id,
         resolve_model_dir,
         unique_titles,
     )
 
-    config = build_config(ContrastiveConfig, PRESETS, preset, overrides)
+    config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
     out_dir = Path(out_dir)
     work = work_dir_for(out_dir)

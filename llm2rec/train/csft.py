@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json, work_dir_for
+from llm2rec.train import settings
+from llm2rec.train.outputs import finished, publish
 from llm2rec.train.title_match import Catalogue, token_f1
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class CSFTConfig:
     num_workers: int = 0
     keep_work: bool = False  # keep <out>.work (checkpoints) after a successful run
     progress: bool = True
+    report_to: str | None = None  # "tensorboard" (pip install tensorboard): event files end in <out>/logs
 
     def __post_init__(self) -> None:
         if "{history}" not in self.prompt_template:
@@ -115,18 +118,7 @@ PRESETS: dict[str, dict] = {
 
 def build_config(preset: str = "paper", **overrides) -> CSFTConfig:
     """The preset's settings, then every non-None override. Dotted keys (``lora.r``) map to ``lora_r``."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown CSFT preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    values = dict(PRESETS[preset])
-    for key, value in overrides.items():
-        if value is not None:
-            values[key.replace(".", "_").replace("-", "_")] = value
-    unknown = set(values) - set(CSFTConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(
-            f"unknown CSFT option(s): {', '.join(sorted(unknown))}; known: {', '.join(CSFTConfig.__dataclass_fields__)}"
-        )
-    return CSFTConfig(**values)
+    return settings.build_config(CSFTConfig, PRESETS, preset, overrides)
 
 
 # --------------------------------------------------------------------------------------------- the examples
@@ -345,7 +337,7 @@ def run_csft(
     config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
     out_dir, work = Path(out_dir), work_dir_for(Path(out_dir))
-    if resume and (out_dir / "csft.json").is_file() and (out_dir / "config.json").is_file():
+    if resume and finished(out_dir, "csft"):
         log.info("%s is a finished CSFT run; nothing to do (resume off to redo it)", out_dir)
         return out_dir
     state = process_state()
@@ -429,7 +421,7 @@ def run_csft(
         "wall_s": time.perf_counter() - started,
     }
     if state.is_main_process:
-        _publish(result, work, out_dir, record, keep_work=config.keep_work)
+        publish(result, work, out_dir, "csft", record, keep_work=config.keep_work)
     state.wait_for_everyone()
     return out_dir
 
@@ -474,15 +466,3 @@ def _generation_on_main(
     if cache is not None:
         atomic_write_json(cache, metrics)
     return metrics
-
-
-def _publish(result, work: Path, out_dir: Path, record: dict, *, keep_work: bool) -> None:
-    """Copy the chosen model dir to ``out_dir`` with the stage record and metrics, atomically."""
-    from llm2rec.io import atomic_dir
-
-    with atomic_dir(out_dir, overwrite=True) as tmp:
-        shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
-        shutil.copy2(work / "metrics.jsonl", tmp / "metrics.jsonl")
-        atomic_write_json(tmp / "csft.json", record)
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)

@@ -34,6 +34,7 @@ import torch
 
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json
+from llm2rec.train.outputs import TRACKER_RUN
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,7 @@ class _Run:
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
+        _check_tracker(config.report_to)
         self.accelerator = Accelerator(
             cpu=not _has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
             mixed_precision=_resolve_precision(config.mixed_precision),
@@ -371,7 +373,7 @@ class _Run:
         self.best_loss: float | None = None
         self.best_step: int | None = None
         if config.report_to:
-            acc.init_trackers("llm2rec")
+            acc.init_trackers(TRACKER_RUN)
         if acc.is_main_process:
             out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -620,6 +622,19 @@ class _Run:
             acc.end_training()
         acc.wait_for_everyone()
         return result
+
+
+def _check_tracker(name: str | None) -> None:
+    """Accelerate silently drops a tracker whose package is missing; a user who asked for one wants to know."""
+    if not name:
+        return
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    if name not in LoggerType.list():
+        raise ConfigError(f"report_to must be one of {', '.join(LoggerType.list())}, not {name!r}")
+    if name != "all" and name not in [str(t) for t in get_available_trackers()]:
+        raise ConfigError(f"report_to={name} needs its package: pip install {name}")
 
 
 class _Window:

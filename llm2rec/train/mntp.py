@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
 from llm2rec.io import work_dir_for
+from llm2rec.train import settings
+from llm2rec.train.outputs import finished, publish
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,7 @@ class MNTPConfig:
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     progress: bool = True
+    report_to: str | None = None  # "tensorboard" (pip install tensorboard): event files end in <out>/logs
     keep_work: bool = False  # keep <out>.work (checkpoints, both best and last) after publishing
 
     def loop_config(self):
@@ -244,34 +247,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
-    """``cls`` with the preset's values, then every non-None override (unknown keys are errors)."""
-    if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
-    values = {**presets[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    unknown = set(values) - set(cls.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}")
-    return cls(**values)
-
-
-def finished(out_dir: Path, stage: str) -> bool:
-    return (out_dir / f"{stage}.json").is_file() and (out_dir / "config.json").is_file()
-
-
-def publish(result, work: Path, out_dir: Path, stage: str, record: dict, *, keep_work: bool) -> None:
-    """Copy the chosen model dir to ``out_dir`` with ``<stage>.json`` and the metrics, atomically
-    (the same layout as CSFT's output, so every stage's ``--out`` is a plain HF model dir)."""
-    import shutil
-
-    from llm2rec.io import atomic_dir, atomic_write_json
-
-    with atomic_dir(out_dir, overwrite=True) as tmp:
-        shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
-        shutil.copy2(work / "metrics.jsonl", tmp / "metrics.jsonl")
-        atomic_write_json(tmp / f"{stage}.json", record)
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+def build_config(preset: str = "paper", **overrides) -> MNTPConfig:
+    """The preset's settings, then every non-None override (unknown keys are errors)."""
+    return settings.build_config(MNTPConfig, PRESETS, preset, overrides)
 
 
 def read_metrics(out_dir: str | Path) -> list[dict]:
@@ -326,7 +304,7 @@ def run_mntp(
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
     from llm2rec.train.loop import process_state, train_loop
 
-    config = build_config(MNTPConfig, PRESETS, preset, overrides)
+    config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
     out_dir = Path(out_dir)
     work = work_dir_for(out_dir)

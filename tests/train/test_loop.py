@@ -263,3 +263,35 @@ def test_two_process_ddp_equals_one_process(tmp_path, tokenizer, lm_data):
     ours = [e for e in single.history if e["split"] == "eval"]
     theirs = [e for e in two if e["split"] == "eval"]
     assert [e["loss"] for e in theirs] == pytest.approx([e["loss"] for e in ours], rel=1e-5)
+
+
+def test_tensorboard_logs_the_same_losses_as_metrics_jsonl(tmp_path, tokenizer, lm_data):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(max_steps=3, eval_every=3, report_to="tensorboard")
+    out = tmp_path / "tb"
+    result = train_loop(
+        make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(), cfg, out,
+        eval_dataset=lm_data[:8], tokenizer=tokenizer,
+    )  # fmt: skip
+    events = list(out.rglob("events.out.tfevents*"))
+    assert len(events) == 1
+    board = EventAccumulator(str(events[0].parent))
+    board.Reload()
+    logged = {e.step: e.value for e in board.Scalars("train/loss")}
+    expected = {e["step"]: e["loss"] for e in result.history if e["split"] == "train"}
+    assert logged.keys() == expected.keys()
+    assert list(logged.values()) == pytest.approx(list(expected.values()), rel=1e-5)
+    assert [e.step for e in board.Scalars("eval/loss")] == [0, 3]  # before training, then every 3
+
+
+@pytest.mark.parametrize("name", ["tensorbored", "wandb"])
+def test_unknown_or_missing_tracker_is_a_clear_error(tmp_path, tokenizer, lm_data, name):
+    from accelerate.tracking import get_available_trackers
+
+    if name in [str(t) for t in get_available_trackers()]:
+        pytest.skip(f"{name} is installed here")
+    with pytest.raises(ConfigError, match="report_to"):
+        train_loop(make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
+                   config(report_to=name), tmp_path / "x")  # fmt: skip

@@ -148,3 +148,17 @@ def test_cli_contract(tmp_path, tokenizer):
     assert done.exit_code == 0, done.output
     assert "held-out loss" in done.output
     assert json.loads((tmp_path / "o" / "mntp.json").read_text())["last_step"] == 2
+
+
+def test_tensorboard_logs_are_published_with_the_model(tmp_path, tokenizer):
+    pytest.importorskip("tensorboard")
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model
+    from llm2rec.train.mntp import run_mntp
+
+    model_dir = save_pretrained_atomic(make_tiny_model("qwen2", tokenizer), tokenizer, tmp_path / "base")
+    data = write_tiny_dataset(tmp_path / "ds", tiny_titles(40))
+    out = run_mntp(model_dir, data, tmp_path / "mntp", preset="cpu", max_steps=2, progress=False,
+                   report_to="tensorboard")  # fmt: skip
+    assert len(list((out / "logs").glob("events.out.tfevents*"))) == 1
+    assert not (tmp_path / "mntp.work").exists()
