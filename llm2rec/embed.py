@@ -66,15 +66,9 @@ def _shard_path(out_path: Path, rank: int, world: int) -> Path:
 
 def _distributed_state():
     """accelerate's PartialState when launched with several processes, else None (plain python)."""
-    import os
+    from llm2rec.distributed import launched_processes, process_state
 
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    import torch
-    from accelerate import PartialState
-
-    # accelerate treats a CPU-only multi-process launch as distributed only when told cpu=True
-    return PartialState(cpu=not torch.cuda.is_available())
+    return process_state() if launched_processes() > 1 else None
 
 
 def embed_items(

@@ -35,6 +35,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from llm2rec.config import ENCODERS
@@ -67,6 +68,9 @@ class Stage:
     action: Callable[[Pipeline, Stage, bool], None]  # (pipeline, stage, resume) -> None
     fingerprint: str = ""
     extra: dict = field(default_factory=dict)
+    every_process: bool = (
+        False  # under torchrun / accelerate launch: run by all processes (else the main one)
+    )
 
 
 class Pipeline:
@@ -115,7 +119,7 @@ class Pipeline:
                 }
                 deps = ["dataset"] + ([source] if source in TRAINING_CHAIN else [])
                 add(Stage(f"embed:{enc}", deps, settings, out / "embeddings" / f"{enc}.npy", _run_embed,
-                          extra={"encoder": enc}))  # fmt: skip
+                          extra={"encoder": enc}, every_process=True))  # fmt: skip
             for model in cfg["seqrec"]["models"]:
                 if not _pairs_with(model, enc, first=enc == encoders[0]):
                     continue
@@ -136,7 +140,7 @@ class Pipeline:
         settings = {"config": _stage_identity(name, self.cfg["preset"], self.cfg[name])}
         if name == "csft":
             settings["model"] = self.cfg["model"]
-        return Stage(name, deps, settings, self.run_dir / name, _run_training)
+        return Stage(name, deps, settings, self.run_dir / name, _run_training, every_process=True)
 
     def _forced(self, stage: Stage) -> bool:
         family = stage.name.split(":")[0]
@@ -154,29 +158,46 @@ class Pipeline:
     def _save_state(self, state: dict) -> None:
         atomic_write_json(self.state_path, state)
 
-    def run(self) -> dict:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", self.cfg)
+    def run(self) -> dict | None:
+        """Run every stage that is not up to date; returns the results (None on processes other than the
+        main one when launched with several: they train and embed, the main process does the rest)."""
+        procs = _Processes()
+        if procs.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json", self.cfg)
+        procs.wait()
         state = self._load_state()
+        stages = list(self.stages.values())
+        if procs.many:
+            # Stages for every process first, the main process's recommenders after them: no process
+            # then waits at a barrier while the main one trains recommenders for hours.
+            stages = [s for s in stages if s.every_process or s.action is not _run_seqrec] + [
+                s for s in stages if not s.every_process and s.action is _run_seqrec
+            ]
         workers = int(self.cfg["seqrec"].get("workers", 1))
         # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
         # while the main process goes on with the next (training) stages.
-        pool = _process_pool(workers) if workers > 1 else None
-        if pool is not None:
+        pool = _process_pool(workers) if workers > 1 and procs.main else None
+        if pool is not None and not procs.many:
             _leave_cores_for(workers)
         futures = {}
         try:
-            for stage in self.stages.values():
-                resume = self._needs_run(stage, state)
+            for stage in stages:
+                if procs.many and not procs.main and stage.action is _run_seqrec:
+                    return None  # the rest is the main process's
+                resume = self._needs_run(stage, state, remove=procs.main)
                 if resume is None:
                     continue
-                self._start(stage, state, resume)
+                self._start(stage, state, resume, save=procs.main)
                 if pool is not None and stage.action is _run_seqrec:
                     futures[pool.submit(_seqrec_job, *self._seqrec_args(stage))] = stage
                     continue
                 t0 = time.perf_counter()
-                stage.action(self, stage, resume)
-                self._finish(stage, state, time.perf_counter() - t0)
+                if procs.main or stage.every_process:
+                    stage.action(self, stage, resume)
+                if stage.action is not _run_seqrec:  # (the others have left before the recommenders)
+                    procs.wait()
+                self._finish(stage, state, time.perf_counter() - t0, save=procs.main)
                 # Record jobs that finished meanwhile, so an interruption does not re-run them.
                 for future in [f for f in futures if f.done()]:
                     self._finish(futures.pop(future), state, future.result())
@@ -186,14 +207,17 @@ class Pipeline:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         self.force.clear()  # forcing applies to one run only
+        if not procs.main:
+            return None
         results = collect_results(self)
         from llm2rec.report import write_report
 
         write_report(self.run_dir)
         return results
 
-    def _needs_run(self, stage: Stage, state: dict) -> bool | None:
-        """None: up to date; otherwise whether to resume (True) or start afresh (False)."""
+    def _needs_run(self, stage: Stage, state: dict, remove: bool = True) -> bool | None:
+        """None: up to date; otherwise whether to resume (True) or start afresh (False), in which case the
+        old output is removed (by the main process only when launched with several)."""
         record = state.get(stage.name, {})
         same = record.get("fingerprint") == stage.fingerprint and not self._forced(stage)
         if same and record.get("status") == "done" and stage.output.exists():
@@ -202,22 +226,24 @@ class Pipeline:
         resume = same and record.get("status") == "started"
         # A recommender job keeps its output: run_seqrec(resume=True) reuses the seeds whose settings,
         # data and vectors are unchanged (adding a seed trains one more), unless the stage is forced.
-        if not resume and (stage.action is not _run_seqrec or self._forced(stage)):
+        if remove and not resume and (stage.action is not _run_seqrec or self._forced(stage)):
             _remove(stage.output)
         return resume
 
-    def _start(self, stage: Stage, state: dict, resume: bool) -> None:
+    def _start(self, stage: Stage, state: dict, resume: bool, save: bool = True) -> None:
         log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
         previous = state.get(stage.name, {}).get("wall_seconds_before", 0.0) if resume else 0.0
         state[stage.name] = {"fingerprint": stage.fingerprint, "status": "started", "started": time.time(),
                              "wall_seconds_before": previous}  # fmt: skip
-        self._save_state(state)
+        if save:
+            self._save_state(state)
 
-    def _finish(self, stage: Stage, state: dict, seconds: float) -> None:
+    def _finish(self, stage: Stage, state: dict, seconds: float, save: bool = True) -> None:
         record = state[stage.name]
         wall = seconds + record.pop("wall_seconds_before", 0.0)
         record.update(status="done", wall_seconds=round(wall, 2), finished=time.time())
-        self._save_state(state)
+        if save:
+            self._save_state(state)
 
     def _seqrec_args(self, stage: Stage) -> tuple:
         s = self.cfg["seqrec"]
@@ -366,6 +392,24 @@ def _run_seqrec(pipe: Pipeline, stage: Stage, resume: bool) -> None:
     _seqrec_job(*pipe._seqrec_args(stage), threads=None)
 
 
+class _Processes:
+    """This process among those ``torchrun`` / ``accelerate launch`` started (or alone under ``python``)."""
+
+    # Waits at a barrier can be long: every process waits there while the main one prepares the dataset.
+    TIMEOUT = timedelta(hours=6)
+
+    def __init__(self):
+        from llm2rec.distributed import launched_processes, process_state
+
+        self.many = launched_processes() > 1
+        self.state = process_state(self.TIMEOUT) if self.many else None
+        self.main = self.state is None or self.state.is_main_process
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
 def _process_pool(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -436,5 +480,5 @@ def collect_results(pipe: Pipeline) -> dict:
     return results
 
 
-def run_pipeline(cfg: dict, run_dir: str | Path, force: list[str] | None = None) -> dict:
+def run_pipeline(cfg: dict, run_dir: str | Path, force: list[str] | None = None) -> dict | None:
     return Pipeline(cfg, run_dir, force).run()

@@ -49,6 +49,8 @@ def _run_and_show(cfg: dict, out: Path, force) -> None:
 
     t0 = time.perf_counter()
     results = run_pipeline(cfg, out, force)
+    if results is None:  # not the main process of a multi-process launch
+        return
     console = Console()
     console.print(Markdown("\n".join(results_table(results, describe=False))))
     console.print(

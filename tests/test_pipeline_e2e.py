@@ -1,5 +1,5 @@
 """`llm2rec run` end to end on a tiny in-process model: killed in the middle of CSFT and re-run, it must
-give exactly the table of an uninterrupted run."""
+give exactly the table of an uninterrupted run; launched as two processes, it must train the same CSFT."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ pytestmark = pytest.mark.slow
 CONFIG = {
     "dataset": {"format": "builtin", "num_users": 200, "num_items": 100},
     "preset": "cpu",
-    "csft": {"max_steps": 40, "save_every": 2, "eval_every": 20, "micro_batch": 4, "effective_batch": 4,
+    # micro-batches of half the effective batch: the same settings also run as two processes
+    "csft": {"max_steps": 40, "save_every": 2, "eval_every": 20, "micro_batch": 2, "effective_batch": 4,
              "warmup_steps": 2, "generation_samples": 0, "eval_samples": 16, "progress": False},
-    "mntp": {"max_steps": 2, "progress": False},
-    "contrastive": {"max_steps": 2, "batch_size": 8, "micro_batch": 8, "progress": False},
+    "mntp": {"max_steps": 2, "micro_batch": 8, "progress": False},
+    "contrastive": {"max_steps": 2, "batch_size": 8, "micro_batch": 4, "progress": False},
     "embed": {"batch_size": 16},
     "encoders": ["id", "llm2rec"],
     "seqrec": {"models": ["sasrec"], "seeds": [1], "options": {"epochs": 2}},
@@ -54,11 +55,17 @@ def _entries(run_dir):
     return {(e["encoder"], e["recommender"]): e["metrics"] for e in results["entries"]}
 
 
-def test_killed_run_resumes_to_the_same_table(tiny_config, tmp_path):
-    straight = tmp_path / "straight"
-    done = subprocess.run(_cmd(tiny_config, straight), capture_output=True, text=True, env=_env())
+@pytest.fixture(scope="module")
+def straight(tiny_config, tmp_path_factory):
+    """One uninterrupted run, the reference of both tests."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    done = subprocess.run(_cmd(tiny_config, out), capture_output=True, text=True, env=_env())
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (straight / "report.md").is_file() and (straight / "report.html").is_file()
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    return out
+
+
+def test_killed_run_resumes_to_the_same_table(tiny_config, straight, tmp_path):
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -86,3 +93,26 @@ def test_killed_run_resumes_to_the_same_table(tiny_config, tmp_path):
     for key in a:
         for metric, value in a[key].items():
             assert b[key][metric]["mean"] == pytest.approx(value["mean"], abs=1e-6), (key, metric)
+
+
+def test_two_processes_train_the_same_csft_and_finish_the_table(tiny_config, straight, tmp_path):
+    from safetensors.torch import load_file
+
+    two = tmp_path / "two"
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = launch + _cmd(tiny_config, two)[1:]  # "-m llm2rec.cli run ..." under the launcher
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stage in ("csft", "mntp", "contrastive"):
+        assert json.loads((two / stage / f"{stage}.json").read_text())["processes"] == 2
+    # CSFT has no dropout here: DDP over two processes with the same effective batch is the same training
+    one_w, two_w = (
+        load_file(straight / "csft" / "model.safetensors"),
+        load_file(two / "csft" / "model.safetensors"),
+    )
+    assert max((one_w[k] - two_w[k]).abs().max().item() for k in one_w) < 1e-4
+    # (MNTP masks and contrastive dropout draw per process, so later stages differ; the table is complete)
+    assert _entries(two).keys() == _entries(straight).keys()
+    assert json.loads((two / "embeddings" / "llm2rec.json").read_text())["processes"] == 2
+    state = json.loads((two / "pipeline.json").read_text())
+    assert all(record["status"] == "done" for record in state.values())

@@ -275,11 +275,12 @@ def run_contrastive(
     from transformers import AutoConfig, AutoModel
 
     from llm2rec.data.dataset import Dataset
+    from llm2rec.distributed import process_state
     from llm2rec.encoder import POOLING_KEY
     from llm2rec.io import work_dir_for
     from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import process_state, train_loop
+    from llm2rec.train.loop import train_loop
     from llm2rec.train.mntp import (
         resolve_mask_token_id,
         resolve_model_dir,
@@ -338,6 +339,7 @@ def run_contrastive(
         "last_step": result.last_step,
         "train_loss_first": trains[0]["loss"] if trains else None,
         "train_loss_last": trains[-1]["loss"] if trains else None,
+        "processes": state.num_processes,
         "wall_s": time.perf_counter() - started,
     }
     if state.is_main_process:

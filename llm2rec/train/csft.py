@@ -331,8 +331,9 @@ def run_csft(
     checkpoint in ``<out_dir>.work``; without it, both are started afresh.
     """
     from llm2rec.data.dataset import Dataset
+    from llm2rec.distributed import process_state
     from llm2rec.llm.backbone import check_attn_implementation, load_causal_lm, load_tokenizer
-    from llm2rec.train.loop import process_state, train_loop
+    from llm2rec.train.loop import train_loop
 
     config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
@@ -418,6 +419,7 @@ def run_csft(
         "eval_loss_best": result.best_loss,
         "generation_before": before,
         "generation_after": after,
+        "processes": state.num_processes,
         "wall_s": time.perf_counter() - started,
     }
     if state.is_main_process:

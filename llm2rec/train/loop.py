@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from llm2rec.distributed import has_accelerator_device
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json
 from llm2rec.train.outputs import TRACKER_RUN
@@ -340,7 +341,7 @@ class _Run:
         self.tokenizer = tokenizer
         _check_tracker(config.report_to)
         self.accelerator = Accelerator(
-            cpu=not _has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
+            cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
             mixed_precision=_resolve_precision(config.mixed_precision),
             log_with=config.report_to,
             project_dir=str(out_dir) if config.report_to else None,
@@ -676,25 +677,6 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
     decay = [p for p in trainable if p.dim() >= 2]
     no_decay = [p for p in trainable if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def process_state():
-    """Accelerate's process state (rank, device) as the loop sees it; stages use it before/after training.
-
-    Creating it the same way as the loop matters: the first ``PartialState`` fixes the state for the
-    process, and on CPU it must be told so, or torchrun's environment is ignored (no gloo DDP)."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=not _has_accelerator_device())
-
-
-def _has_accelerator_device() -> bool:
-    xpu = getattr(torch, "xpu", None)
-    return (
-        torch.cuda.is_available()
-        or torch.backends.mps.is_available()
-        or bool(xpu is not None and xpu.is_available())
-    )
 
 
 def _resolve_precision(name: str) -> str:

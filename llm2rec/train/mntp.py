@@ -300,9 +300,10 @@ def run_mntp(
     import time
 
     from llm2rec.data.dataset import Dataset
+    from llm2rec.distributed import process_state
     from llm2rec.llm.backbone import check_attn_implementation, load_causal_lm, load_tokenizer
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import process_state, train_loop
+    from llm2rec.train.loop import train_loop
 
     config = build_config(preset, **overrides)
     check_attn_implementation(config.attn_implementation)
@@ -358,6 +359,7 @@ def run_mntp(
         "last_step": result.last_step,
         "eval_before": evals[0] if evals and evals[0]["step"] == 0 else None,
         "eval_best": best,
+        "processes": state.num_processes,
         "wall_s": time.perf_counter() - started,
     }
     if state.is_main_process:
