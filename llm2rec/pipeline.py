@@ -167,13 +167,7 @@ class Pipeline:
             atomic_write_json(self.run_dir / "config.json", self.cfg)
         procs.wait()
         state = self._load_state()
-        stages = list(self.stages.values())
-        if procs.many:
-            # Stages for every process first, the main process's recommenders after them: no process
-            # then waits at a barrier while the main one trains recommenders for hours.
-            stages = [s for s in stages if s.every_process or s.action is not _run_seqrec] + [
-                s for s in stages if not s.every_process and s.action is _run_seqrec
-            ]
+        stages = self._recommenders_last() if procs.many else list(self.stages.values())
         workers = int(self.cfg["seqrec"].get("workers", 1))
         # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
         # while the main process goes on with the next (training) stages.
@@ -214,6 +208,15 @@ class Pipeline:
 
         write_report(self.run_dir)
         return results
+
+    def _recommenders_last(self) -> list[Stage]:
+        """The stages with every recommender moved to the end (still a valid order: nothing depends on a
+        recommender). Launched with several processes, the main one trains the recommenders alone after
+        the others have left, so no process waits at a barrier for hours."""
+        stages = list(self.stages.values())
+        return [s for s in stages if s.action is not _run_seqrec] + [
+            s for s in stages if s.action is _run_seqrec
+        ]
 
     def _needs_run(self, stage: Stage, state: dict, remove: bool = True) -> bool | None:
         """None: up to date; otherwise whether to resume (True) or start afresh (False), in which case the
