@@ -68,9 +68,8 @@ class Stage:
     action: Callable[[Pipeline, Stage, bool], None]  # (pipeline, stage, resume) -> None
     fingerprint: str = ""
     extra: dict = field(default_factory=dict)
-    every_process: bool = (
-        False  # under torchrun / accelerate launch: run by all processes (else the main one)
-    )
+    # Under torchrun / accelerate launch: run by every process (training, embedding), else by the main one.
+    every_process: bool = False
 
 
 class Pipeline:

@@ -58,7 +58,7 @@ class _GatherWithGrad(torch.autograd.Function):
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every process along dim 0; gradients flow back to each process's part.
 
-    Every process must pass the same number of rows (the contrastive loader drops ragged last batches).
+    Every process must pass the same number of rows (the training loop's micro-batches are always full).
     """
     _, world = _world()
     if world == 1:
