@@ -58,18 +58,19 @@ class ForwardClock:
 
 
 def prepare_scientific(out: Path) -> Path:
-    from llm2rec.data.commands import load_raw
     from llm2rec.data.protocol import ProtocolSettings, prepare
+    from llm2rec.data.sources import load_raw
 
-    raw = load_raw("recbole", [SCIENTIFIC], False, {}, False)
+    raw = load_raw("recbole", [SCIENTIFIC])
     prepare(raw, out, ProtocolSettings(kcore=0))
     return out
 
 
 def padding_fraction(lengths: list[int], micro_batch: int, grouped: bool, seed: int = 0) -> float:
-    from llm2rec.train.loop import LoopConfig, micro_batches_for, plan_epoch
+    from llm2rec.train.batching import micro_batches_for, plan_epoch
+    from llm2rec.train.config import LoopConfig
 
-    cfg = LoopConfig(max_steps=1, effective_batch=micro_batch, micro_batch=micro_batch, lr=0.0,
+    cfg = LoopConfig(max_steps=1, batch_size=micro_batch, micro_batch=micro_batch, lr=0.0,
                      length_grouped=grouped, seed=seed)  # fmt: skip
     real = padded = 0
     for batch in plan_epoch(len(lengths), cfg, 0, lengths if grouped else None):
@@ -82,12 +83,14 @@ def padding_fraction(lengths: list[int], micro_batch: int, grouped: bool, seed: 
 
 def run_ours(model_name, train_set, tokenizer, args, seed) -> tuple[float, float]:
     from llm2rec.llm.backbone import load_causal_lm
-    from llm2rec.train.csft import CSFTCollator, csft_loss
-    from llm2rec.train.loop import LoopConfig, train_loop
+    from llm2rec.train.config import LoopConfig
+    from llm2rec.train.csft import csft_loss
+    from llm2rec.train.csft_data import CSFTCollator
+    from llm2rec.train.loop import train_loop
 
     model = load_causal_lm(model_name)
     clock = ForwardClock(model)
-    cfg = LoopConfig(max_steps=args.steps, effective_batch=args.micro_batch, micro_batch=args.micro_batch,
+    cfg = LoopConfig(max_steps=args.steps, batch_size=args.micro_batch, micro_batch=args.micro_batch,
                      lr=3e-4, length_grouped=True, eval_at_start=False, log_every=args.steps, seed=seed,
                      progress=False)  # fmt: skip
     ended = {}
@@ -149,7 +152,8 @@ def main() -> None:
     from llm2rec.data.dataset import Dataset
     from llm2rec.io import atomic_write_json
     from llm2rec.llm.backbone import load_tokenizer
-    from llm2rec.train.csft import CSFTConfig, CSFTDataset, training_pairs
+    from llm2rec.train.csft import CSFTConfig
+    from llm2rec.train.csft_data import CSFTDataset, training_pairs
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset_dir = args.dataset or prepare_scientific(Path(tmp) / "scientific")

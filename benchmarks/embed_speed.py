@@ -39,7 +39,7 @@ def run_mode(args) -> dict:
     """Child process: encode the titles in one mode, report time and peak memory."""
     import torch
 
-    from llm2rec.encoder import Encoder
+    from llm2rec.embed.encoder import Encoder
 
     torch.set_num_threads(args.threads)
     titles = load_titles(args.dataset, args.titles)

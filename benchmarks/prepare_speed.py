@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm2rec.data.synthetic import generate, write_amazon2023_files
+from llm2rec.data.amazon2023_files import write_amazon2023_files
+from llm2rec.data.synthetic import generate
 from llm2rec.io import atomic_write_json
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llm2rec.data.amazon2023_files import write_amazon2023_files
 from llm2rec.data.protocol import ProtocolSettings, prepare
-from llm2rec.data.synthetic import generate, write_amazon2023_files
+from llm2rec.data.synthetic import generate
 from llm2rec.io import atomic_write_json
 
 RARE_MAX_COUNT = 10

@@ -33,3 +33,32 @@ def test_missing_or_invalid_file(tmp_path):
     bad.write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_one_grammar_for_every_override():
+    from llm2rec.config import parse_assignment, parse_assignments
+
+    assert parse_assignment("csft.max-steps=20") == ("csft.max_steps", 20)
+    assert parse_assignments(["lr=1e-4", "lora=true", "seeds=[1, 2]", "lr=2e-4"]) == {
+        "lr": 2e-4,
+        "lora": True,
+        "seeds": [1, 2],
+    }
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_assignment("seeds=[1, 2")
+
+
+def test_reader_options_may_be_written_as_assignments():
+    cfg = load_config(None, ["dataset.options=[user_col=uid, sep=';']"])
+    assert cfg["dataset"]["options"] == {"user_col": "uid", "sep": ";"}
+
+
+def test_stage_settings_use_one_spelling():
+    from llm2rec.train import TRAINING_STAGES, training_stage_module
+    from llm2rec.train.config import StageConfig
+
+    for name in TRAINING_STAGES:
+        config = training_stage_module(name).build_config("cpu")
+        assert isinstance(config, StageConfig) and not hasattr(config, "effective_batch")
+    # the old CSFT spelling still works as an override, and sets the one field
+    assert training_stage_module("csft").build_config("cpu", effective_batch=16).batch_size == 16

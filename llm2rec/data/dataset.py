@@ -34,14 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from llm2rec.errors import DatasetError
 from llm2rec.io import sha256_file
 
 FORMAT_VERSION = 1
 TABLES = ("items", "sequences", "train", "valid", "test", "csft")
-
-
-class DatasetError(ValueError):
-    pass
 
 
 @dataclass

@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from llm2rec.errors import DownloadError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023"
@@ -60,10 +62,6 @@ KCORES = (0, 5)
 DEFAULT_VARIANT = "5core/last_out_w_his"
 KINDS = ("raw", "benchmark")
 CHUNK_BYTES = 1 << 20
-
-
-class DownloadError(RuntimeError):
-    """A download could not be done (offline, not found, bad size, unknown category); one-line message."""
 
 
 def resolve_category(category: str) -> str:

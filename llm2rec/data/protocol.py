@@ -346,3 +346,34 @@ def prepare(
 ) -> Dataset:
     settings = settings or ProtocolSettings()
     return write_dataset(apply_protocol(raw, settings), raw, settings, out, overwrite=overwrite, extra=extra)
+
+
+def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -> Dataset:
+    """Read and prepare the data a run config's ``dataset`` section (or ``llm2rec prepare``) describes.
+
+    ``spec`` has every key of that section: ``format``, ``input``, ``kcore``, ``max_history``, ``split``,
+    ``cutoffs``, ``min_rating``, ``skip_bad_lines``, ``keep_duplicates``, ``options`` (reader options),
+    ``num_users``, ``num_items``, ``seed`` (the last three for ``builtin`` only).
+    """
+    from llm2rec.data.sources import load_raw
+
+    settings = ProtocolSettings(
+        spec["kcore"],
+        spec["max_history"],
+        spec["split"],
+        tuple(spec["cutoffs"]),
+        spec["min_rating"],
+        dedup=not spec["keep_duplicates"],
+    )
+    settings.validate()
+    raw = load_raw(
+        spec["format"],
+        [Path(p) for p in spec["input"]],
+        skip_bad_lines=spec["skip_bad_lines"],
+        options=spec["options"],
+        shipped_split=spec["split"] == "shipped",
+        num_users=spec["num_users"],
+        num_items=spec["num_items"],
+        seed=spec["seed"],
+    )
+    return prepare(raw, out, settings, overwrite=overwrite)

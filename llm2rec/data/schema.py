@@ -20,17 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from llm2rec.errors import DataFormatError
+
 INTERACTION_COLUMNS = ("user", "item", "timestamp", "rating")
 SPLITS = ("train", "valid", "test")
-
-
-class DataFormatError(ValueError):
-    """Bad input: the message names the file, the line (when known) and what was wrong."""
-
-    def __init__(self, path: str | Path, problem: str, line: int | None = None):
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path, self.line, self.problem = str(path), line, problem
 
 
 @dataclass

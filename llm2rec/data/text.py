@@ -1,4 +1,4 @@
-"""Title cleaning: what the protocol applies to every raw title before deciding that an item has one."""
+"""Title text: the cleaning the protocol applies to every raw title, and the list of distinct titles the\nLLM stages train on."""
 
 from __future__ import annotations
 
@@ -32,3 +32,13 @@ def clean_title(s: str) -> str:
     s = _TAG.sub(" ", s)
     s = _UNCLOSED_TAG.sub(" ", s)
     return " ".join(s.split())
+
+
+def unique_titles(titles: list[str]) -> list[str]:
+    """Non-empty titles, each once, in first-seen order (index 0 is the padding item's empty title)."""
+    seen: dict[str, None] = {}
+    for title in titles:
+        title = title.strip()
+        if title:
+            seen.setdefault(title, None)
+    return list(seen)

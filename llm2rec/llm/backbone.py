@@ -53,9 +53,10 @@ def resolve_model(name_or_path: str | Path, cache_dir: str | Path | None = None)
     """Turn a model reference into something ``from_pretrained`` can load.
 
     ``smollm2-135m`` or a ``.gguf`` path → a converted HF directory in the cache (converted on first use);
-    a local HF directory → itself; anything else → returned unchanged, as a hub id.
+    a training-loop directory → the model it chose (:func:`resolve_model_dir`); a local HF directory →
+    itself; anything else → returned unchanged, as a hub id.
     """
-    ref = str(name_or_path)
+    ref = resolve_model_dir(name_or_path)
     if ref.lower() in _PACKAGED_GGUF:
         return convert_gguf(packaged_gguf(ref.lower()), cache_dir)
     path = Path(ref).expanduser()
@@ -70,6 +71,23 @@ def resolve_model(name_or_path: str | Path, cache_dir: str | Path | None = None)
     if path.exists() or ref.startswith((".", "/", "~")):
         raise FileNotFoundError(f"model path {path} is neither a Hugging Face directory nor a .gguf file")
     return ref
+
+
+def resolve_model_dir(path: str | Path) -> str:
+    """A training-loop dir (holding ``done.json``, see :mod:`llm2rec.train.loop`) → the model dir it chose;
+    anything else (a published stage dir, a model dir, ``smollm2-135m``, a hub id) → unchanged."""
+    import json
+
+    root = Path(path)
+    done = root / "done.json"
+    if not done.is_file() or (root / "config.json").is_file():
+        return str(path)
+    chosen = Path(json.loads(done.read_text(encoding="utf-8"))["chosen_dir"])
+    if not (chosen / "config.json").is_file():  # the run was moved: look beside done.json
+        chosen = root / chosen.name
+    if not (chosen / "config.json").is_file():
+        raise FileNotFoundError(f"{done} names model dir {chosen}, which does not exist")
+    return str(chosen)
 
 
 def convert_gguf(gguf_path: str | Path, cache_dir: str | Path | None = None) -> Path:
@@ -116,6 +134,25 @@ def load_tokenizer(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def resolve_mask_token_id(tokenizer, fallback: str = "_") -> int:
+    """The tokenizer's own mask token if it has one, else the existing vocabulary token ``fallback``.
+
+    Using an existing token (Qwen2 and SmolLM2 have no mask token) avoids resizing the embeddings.
+    """
+    if tokenizer.mask_token_id is not None:
+        return int(tokenizer.mask_token_id)
+    token_id = tokenizer.convert_tokens_to_ids(fallback)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        ids = tokenizer(fallback, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ConfigError(
+                f"the tokenizer has no mask token and {fallback!r} is not a single token in its vocabulary; "
+                "choose another --mask-token"
+            )
+        token_id = ids[0]
+    return int(token_id)
 
 
 def load_causal_lm(

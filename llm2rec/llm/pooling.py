@@ -12,6 +12,8 @@ import torch
 
 Pooling = Literal["mean", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "last")
+# The config.json key in which a trained encoder records its pooling, so a reload pools the same way.
+POOLING_KEY = "llm2rec_pooling"
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

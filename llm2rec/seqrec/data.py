@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from llm2rec.data.dataset import DatasetError
+from llm2rec.errors import DatasetError
 
 SUPERVISE_CHOICES = ("all", "last")
 

@@ -28,13 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llm2rec.data.vectors import load_item_vectors
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_dir, atomic_write_json, sha256_file, work_dir_for
-from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
-from llm2rec.seqrec.item_encoder import ItemEncoder, load_item_vectors, normalise_vectors
-from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
-from llm2rec.seqrec.plots import plot_curve
-from llm2rec.seqrec.pop import (
+from llm2rec.seqrec.baselines import (
     BASELINES,
     DETERMINISTIC,
     NEEDS_VECTORS,
@@ -42,6 +39,10 @@ from llm2rec.seqrec.pop import (
     popularity_vectors,
     random_vectors,
 )
+from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
+from llm2rec.seqrec.item_encoder import ItemEncoder, normalise_vectors
+from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
+from llm2rec.seqrec.plots import plot_curve
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
 
@@ -228,8 +229,7 @@ def run_one_seed(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None,
 
 
 def build_model(cfg: SeqRecConfig, data: SeqRecData, vectors: np.ndarray | None):
-    from llm2rec.seqrec.gru4rec import GRU4Rec
-    from llm2rec.seqrec.sasrec import SASRec
+    from llm2rec.seqrec.models import GRU4Rec, SASRec
 
     encoder = ItemEncoder(
         data.num_items,

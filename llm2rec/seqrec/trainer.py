@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from llm2rec.seqrec.data import Examples, SeqRecData
 from llm2rec.seqrec.metrics import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, full_ranking_ranks, metrics_from_ranks
-from llm2rec.seqrec.recommender import SequentialRecommender
+from llm2rec.seqrec.models import SequentialRecommender
 
 log = logging.getLogger(__name__)
 

@@ -17,62 +17,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from llm2rec.data.text import unique_titles
+from llm2rec.distributed import gather_no_grad, gather_with_grad, world
 from llm2rec.errors import ConfigError
-from llm2rec.llm.pooling import mean_pool
-from llm2rec.train import settings
-from llm2rec.train.outputs import finished, publish
+from llm2rec.llm.pooling import POOLING_KEY, mean_pool
+from llm2rec.train import config as config_module
+from llm2rec.train.config import StageConfig
+from llm2rec.train.stage import Stage, StageInputs, StageParts, resolve_config, run_stage
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------ distributed
-
-
-def _world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward hands each process the summed gradient of its own rows.
-
-    Every process's loss depends on every process's embeddings, so the gradient for this process's rows is
-    the sum over processes: one all_reduce, then keep our slice. (torch.distributed.nn's all_gather does the
-    same through all_to_all, which is deprecated and aborted now and then at gloo shutdown in our tests.)
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.rows = x.shape[0]
-        return gather_no_grad(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        torch.distributed.all_reduce(grad)
-        rank, _ = _world()
-        return grad[rank * ctx.rows : (rank + 1) * ctx.rows]
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every process along dim 0; gradients flow back to each process's part.
-
-    Every process must pass the same number of rows (the training loop's micro-batches are always full).
-    """
-    _, world = _world()
-    if world == 1:
-        return x
-    return _GatherWithGrad.apply(x)
-
-
-def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
-    rank, world = _world()
-    if world == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(world)]
-    torch.distributed.all_gather(parts, x.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 # -------------------------------------------------------------------------------------------------- loss
@@ -111,7 +64,7 @@ def contrastive_loss(
     symmetric: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """SimCSE loss for this process's ``view_a``/``view_b`` (B, d) against the globally gathered views."""
-    rank, _ = _world()
+    rank, _ = world()
     all_b = gather_with_grad(view_b)
     all_ids = gather_no_grad(text_ids)
     offset = rank * view_a.shape[0]
@@ -196,40 +149,26 @@ def make_contrastive_loss_fn(temperature: float = 0.2, symmetric: bool = False, 
 
 
 @dataclass
-class ContrastiveConfig:
-    """Item-level contrastive settings; :data:`PRESETS` hold the paper's and a quick CPU run's."""
+class ContrastiveConfig(StageConfig):
+    """Item-level contrastive settings (plus the loop's and the shared ones); defaults = the paper's.
+
+    No held-out criterion (as in the paper): the stage hands on its final model."""
 
     max_steps: int = 1000
     batch_size: int = 256  # titles per optimizer step over all processes (each encoded twice)
     micro_batch: int = 256
     lr: float = 2e-4
-    weight_decay: float = 0.0
     warmup_steps: int = 300
-    max_grad_norm: float | None = 1.0
     save_every: int | None = 100
-    log_every: int = 10
     seed: int = 42
-    mixed_precision: str = "auto"
-    keep_checkpoints: int = 1
+    keep: str = "last"
+    eval_at_start: bool = False
     temperature: float = 0.2  # the paper's; the official code used 0.1
     symmetric: bool = False
     attention_dropout: float = 0.2
     hidden_dropout: float = 0.0
     token_mask_probability: float = 0.0
     mask_token: str = "_"
-    max_length: int = 512
-    attn_implementation: str = "sdpa"
-    gradient_checkpointing: bool = False
-    progress: bool = True
-    report_to: str | None = None  # "tensorboard" (pip install tensorboard): event files end in <out>/logs
-    keep_work: bool = False  # keep <out>.work (checkpoints) after publishing
-
-    def loop_config(self):
-        from llm2rec.train.loop import loop_config_from
-
-        return loop_config_from(
-            self, keep="last", eval_every=None, eval_at_start=False
-        )  # no held-out criterion (as in the paper): hand on the final model
 
 
 PRESETS: dict[str, dict] = {
@@ -251,57 +190,18 @@ PRESETS: dict[str, dict] = {
 
 def build_config(preset: str = "paper", **overrides) -> ContrastiveConfig:
     """The preset's settings, then every non-None override (unknown keys are errors)."""
-    return settings.build_config(ContrastiveConfig, PRESETS, preset, overrides)
+    return config_module.build_config(ContrastiveConfig, PRESETS, preset, overrides)
 
 
-def run_contrastive(
-    model_dir: str | Path,
-    dataset_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    preset: str = "paper",
-    resume: bool = True,
-    **overrides,
-) -> Path:
-    """Train the item-level contrastive stage from ``model_dir`` (an MNTP output or any model dir).
+# ----------------------------------------------------------------------------------------------- running
 
-    Returns ``out_dir``, the encoder: a plain HF dir (base model, no LM head) whose config records
-    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`, plus
-    ``contrastive.json`` and ``metrics.jsonl``. Training state lives in ``<out_dir>.work`` until then.
-    """
-    import time
-    from dataclasses import asdict
 
+def _load_encoder_model(source: str, config: ContrastiveConfig):
+    """The base transformer (no LM head), bidirectional, with the attention dropout that makes two views."""
     from transformers import AutoConfig, AutoModel
 
-    from llm2rec.data.dataset import Dataset
-    from llm2rec.distributed import process_state
-    from llm2rec.encoder import POOLING_KEY
-    from llm2rec.io import work_dir_for
-    from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import train_loop
-    from llm2rec.train.mntp import (
-        resolve_mask_token_id,
-        resolve_model_dir,
-        unique_titles,
-    )
 
-    config = build_config(preset, **overrides)
-    check_attn_implementation(config.attn_implementation)
-    out_dir = Path(out_dir)
-    work = work_dir_for(out_dir)
-    if resume and finished(out_dir, "contrastive"):
-        log.info("%s is a finished contrastive run; nothing to do (resume off to redo it)", out_dir)
-        return out_dir
-    state = process_state()
-    started = time.perf_counter()
-    source = resolve_model(resolve_model_dir(model_dir))
-    dataset = Dataset.load(dataset_dir)
-    titles = unique_titles(dataset.titles)
-    log.info("contrastive from %s on %d unique titles", source, len(titles))
-
-    tokenizer = load_tokenizer(source, padding_side="left")
     model_config = AutoConfig.from_pretrained(source)
     model_config.attention_dropout = config.attention_dropout  # the two views come from this dropout
     model = AutoModel.from_pretrained(
@@ -313,36 +213,60 @@ def run_contrastive(
         raise RuntimeError("bidirectional attention did not take effect; refusing to train causally")
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def _build(inputs: StageInputs) -> StageParts:
+    from llm2rec.llm.backbone import load_tokenizer, resolve_mask_token_id, resolve_model
+
+    config = inputs.config
+    source = resolve_model(inputs.model)
+    titles = unique_titles(inputs.dataset.titles)
+    log.info("contrastive from %s on %d unique titles", source, len(titles))
+    tokenizer = load_tokenizer(source, padding_side="left")
+    model = _load_encoder_model(source, config)
     mask_id = (
         resolve_mask_token_id(tokenizer, config.mask_token) if config.token_mask_probability > 0 else None
     )
-
-    result = train_loop(
-        model,
-        list(enumerate(titles)),  # the index identifies identical titles across processes
-        TitlePairCollator(tokenizer, config.max_length, config.token_mask_probability, mask_id, config.seed),
-        make_contrastive_loss_fn(config.temperature, config.symmetric, config.hidden_dropout),
-        config.loop_config(),
-        work,
+    return StageParts(
+        model=model,
         tokenizer=tokenizer,
-        resume=resume,
+        train_set=list(enumerate(titles)),  # the index identifies identical titles across processes
+        collator=TitlePairCollator(
+            tokenizer, config.max_length, config.token_mask_probability, mask_id, config.seed
+        ),
+        loss_fn=make_contrastive_loss_fn(config.temperature, config.symmetric, config.hidden_dropout),
+        record={"titles": len(titles)},
     )
+
+
+def _summarise(inputs: StageInputs, parts: StageParts, result) -> dict:
     trains = [e for e in result.history if e["split"] == "train"]
-    record = {
-        "stage": "contrastive",
-        "model": str(model_dir),
-        "dataset": str(dataset_dir),
-        "dataset_checksum": dataset.checksum,
-        "preset": preset,
-        "config": asdict(config),
-        "titles": len(titles),
-        "last_step": result.last_step,
+    return {
         "train_loss_first": trains[0]["loss"] if trains else None,
         "train_loss_last": trains[-1]["loss"] if trains else None,
-        "processes": state.num_processes,
-        "wall_s": time.perf_counter() - started,
     }
-    if state.is_main_process:
-        publish(result, work, out_dir, "contrastive", record, keep_work=config.keep_work)
-    state.wait_for_everyone()
-    return out_dir
+
+
+STAGE = Stage("contrastive", _build, _summarise)
+
+
+def run_contrastive(
+    model_dir: str | Path,
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    preset: str = "paper",
+    resume: bool = True,
+    config: ContrastiveConfig | None = None,
+    **overrides,
+) -> Path:
+    """Train the item-level contrastive stage from ``model_dir`` (an MNTP output or any model dir).
+
+    Returns ``out_dir``, the encoder: a plain HF dir (base model, no LM head) whose config records
+    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`, plus
+    ``contrastive.json`` and ``metrics.jsonl``. Settings: ``config`` when given, else the preset with
+    ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
+    """
+    config = resolve_config(build_config, config, preset, overrides)
+    return run_stage(STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume)

@@ -1,19 +1,20 @@
 """The one training loop every LLM stage (CSFT, MNTP, contrastive) runs on, built on Accelerate.
 
 What a stage supplies: a map-style dataset, a ``collate_fn``, and a ``loss_fn(model, batch, accelerator)``
-returning ``(loss, metrics)``. The loop does the rest: gradient accumulation to an effective batch, AdamW,
+returning ``(loss, metrics)``, and its settings (a :class:`~llm2rec.train.config.LoopConfig`, which every
+stage config is). The loop does the rest: gradient accumulation to an effective batch, AdamW,
 linear warm-up then linear decay, clipping, mixed precision, periodic evaluation and checkpoints, exact
 resume, best/last model directories, a progress bar with tokens/s and MFU, and ``metrics.jsonl``.
 
 The same code runs under ``python``, ``torchrun`` and ``accelerate launch``: the loop itself decides which
-examples each process sees (see :func:`plan_epoch`), so a global batch is the same set of examples, split
+examples each process sees (see :func:`llm2rec.train.batching.plan_epoch`), so a global batch is the same set of examples, split
 into the same micro-batches, whatever the number of processes. That is what makes N processes equal one
 process with the same effective batch, and makes resume exact without relying on sampler state.
 
 Layout of ``out_dir``::
 
     metrics.jsonl             one JSON object per log / eval event
-    checkpoints/step-000300/  Accelerate state (model, optimizer, scheduler, RNG) + loop_state.json
+    checkpoints/step-000300/  Accelerate state + loop_state.json (see :mod:`llm2rec.train.checkpoints`)
     best/  last/              plain Hugging Face directories written by ``save_fn``
     done.json                 the LoopResult of a finished run (a re-run returns it at once)
 """
@@ -23,9 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,81 +35,19 @@ import torch
 from llm2rec.distributed import has_accelerator_device
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json
-from llm2rec.train.outputs import TRACKER_RUN
+from llm2rec.train.batching import StepSampler, dataset_lengths
+from llm2rec.train.checkpoints import Checkpoints
+from llm2rec.train.config import LoopConfig
+from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
+from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN
+from llm2rec.train.setup import check_tracker, param_groups, resolve_precision
+from llm2rec.train.throughput import Window, count_tokens, flops_per_token, peak_flops
 
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[Any, dict, Any], "tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[Any, Any, Any], dict]
 SaveFn = Callable[[Any, Any, Path], Any]
-
-# Settings that decide which examples land in which step: a resume must not change them.
-_DATA_ORDER_KEYS = ("effective_batch", "micro_batch", "seed", "length_grouped", "group_size")
-
-
-@dataclass
-class LoopConfig:
-    """Settings of :func:`train_loop`. ``effective_batch`` counts examples per optimizer step over all
-    processes; it must be a multiple of ``micro_batch`` × number of processes."""
-
-    max_steps: int
-    effective_batch: int
-    micro_batch: int
-    lr: float
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
-    eval_every: int | None = None
-    eval_at_start: bool = True  # the paper evaluates once before training; gives the "before" number
-    save_every: int | None = None
-    keep_checkpoints: int = 1
-    log_every: int = 10
-    seed: int = 0
-    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 on a GPU that has it, else no)
-    keep: str = "best"  # which model directory is handed on: best (lowest eval loss) or last
-    length_grouped: bool = False
-    group_size: int = 16  # global batches per length-sorted chunk when length_grouped
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    num_workers: int = 0
-    peak_tflops: float | None = None  # per device, for MFU; guessed for known GPUs and for CPUs
-    report_to: str | None = None  # e.g. "tensorboard" (needs the tensorboard package)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1:
-            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
-        if self.micro_batch < 1 or self.effective_batch < self.micro_batch:
-            raise ConfigError(
-                f"need 1 <= micro_batch <= effective_batch, got {self.micro_batch} and {self.effective_batch}"
-            )
-        if self.keep not in ("best", "last"):
-            raise ConfigError(f"keep must be 'best' or 'last', got {self.keep!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
-            raise ConfigError(f"mixed_precision must be no, bf16, fp16 or auto, got {self.mixed_precision!r}")
-        self.adam_betas = tuple(self.adam_betas)
-
-    def accumulation_steps(self, num_processes: int) -> int:
-        per_step = self.micro_batch * num_processes
-        if self.effective_batch % per_step:
-            raise ConfigError(
-                f"effective_batch {self.effective_batch} is not a multiple of micro_batch {self.micro_batch}"
-                f" × {num_processes} process(es)"
-            )
-        return self.effective_batch // per_step
-
-
-def loop_config_from(stage_config, **fixed) -> LoopConfig:
-    """The :class:`LoopConfig` of a stage config: every field the two share (a stage's ``batch_size`` is the
-    effective batch), then ``fixed`` (e.g. ``keep="last"``)."""
-    from dataclasses import fields
-
-    values = {
-        f.name: getattr(stage_config, f.name) for f in fields(LoopConfig) if hasattr(stage_config, f.name)
-    }
-    if "effective_batch" not in values and hasattr(stage_config, "batch_size"):
-        values["effective_batch"] = stage_config.batch_size
-    return LoopConfig(**{**values, **fixed})
 
 
 @dataclass
@@ -132,116 +70,6 @@ class LoopResult:
             if data.get(key) is not None:
                 data[key] = Path(data[key])
         return cls(**data)
-
-
-# ----------------------------------------------------------------------------------------------- data order
-def plan_epoch(
-    num_examples: int, config: LoopConfig, epoch: int, lengths: Sequence[int] | None = None
-) -> list[list[int]]:
-    """The global batches of one epoch: ``effective_batch`` example indices each, a pure function of
-    (seed, epoch). The incomplete last batch is dropped. With ``lengths``, examples are sorted by length
-    within chunks of ``group_size`` batches so each batch (and each micro-batch) holds similar lengths;
-    the batch order is then shuffled so long and short batches alternate across the epoch."""
-    size = config.effective_batch
-    steps = num_examples // size
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    order = torch.randperm(num_examples, generator=generator).tolist()[: steps * size]
-    if lengths is not None:
-        chunk = size * config.group_size
-        order = [
-            i
-            for start in range(0, len(order), chunk)
-            for i in sorted(order[start : start + chunk], key=lambda j: -lengths[j])
-        ]
-    batches = [order[k * size : (k + 1) * size] for k in range(steps)]
-    if lengths is not None:
-        batches = [batches[k] for k in torch.randperm(steps, generator=generator).tolist()]
-    return batches
-
-
-def micro_batches_for(global_batch: list[int], micro_batch: int, rank: int, world: int) -> list[list[int]]:
-    """This process's micro-batches of a global batch: micro-batch j goes to process j % world."""
-    chunks = [global_batch[i : i + micro_batch] for i in range(0, len(global_batch), micro_batch)]
-    return chunks[rank::world]
-
-
-class _StepSampler:
-    """Yields this process's micro-batch index lists for steps ``start..max_steps-1``, in order."""
-
-    def __init__(self, num_examples, config, lengths, start_step, rank, world):
-        self.num_examples, self.config, self.lengths = num_examples, config, lengths
-        self.start_step, self.rank, self.world = start_step, rank, world
-        self.steps_per_epoch = num_examples // config.effective_batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.start_step
-        while step < self.config.max_steps:
-            epoch, position = divmod(step, self.steps_per_epoch)
-            batches = plan_epoch(self.num_examples, self.config, epoch, self.lengths)
-            for global_batch in batches[position:]:
-                if step >= self.config.max_steps:
-                    return
-                yield from micro_batches_for(global_batch, self.config.micro_batch, self.rank, self.world)
-                step += 1
-
-    def __len__(self) -> int:
-        per_step = self.config.effective_batch // (self.config.micro_batch * self.world)
-        return (self.config.max_steps - self.start_step) * per_step
-
-
-def dataset_lengths(dataset) -> list[int]:
-    """Per-example lengths for length grouping: ``dataset.lengths`` if it has one, else ``len(input_ids)``."""
-    lengths = getattr(dataset, "lengths", None)
-    if lengths is not None:
-        return list(lengths)
-    try:
-        return [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
-    except (TypeError, KeyError) as exc:
-        raise ConfigError("length_grouped needs a dataset with .lengths or items with 'input_ids'") from exc
-
-
-# ------------------------------------------------------------------------------------------------ throughput
-_GPU_PEAK_BF16_TFLOPS = {  # dense bf16 tensor-core peaks, for the MFU estimate only
-    "H200": 989.0,
-    "H100": 989.0,
-    "A100": 312.0,
-    "A40": 149.7,
-    "L40": 181.0,
-    "A10": 125.0,
-    "L4": 121.0,
-    "4090": 165.2,
-    "3090": 71.0,
-    "A6000": 154.8,
-    "V100": 125.0,
-    "T4": 65.0,
-}
-
-
-def peak_flops(device: torch.device, config: LoopConfig) -> float | None:
-    if config.peak_tflops:
-        return config.peak_tflops * 1e12
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return next((v * 1e12 for k, v in _GPU_PEAK_BF16_TFLOPS.items() if k in name), None)
-    if device.type == "cpu":
-        # A rough AVX2 figure: 2 FMA units × 8 fp32 lanes × 2 flops at ~2.5 GHz per thread.
-        return torch.get_num_threads() * 2.5e9 * 32
-    return None
-
-
-def flops_per_token(model) -> float:
-    """6·N: forward 2N plus backward 4N per trained token (nanoGPT / PaLM convention, attention ignored)."""
-    return 6.0 * sum(p.numel() for p in model.parameters())
-
-
-def count_tokens(batch: dict) -> int:
-    """Non-padding tokens of a batch (via attention_mask when present)."""
-    if isinstance(batch, Mapping):
-        if "attention_mask" in batch:
-            return int(batch["attention_mask"].sum())
-        if "input_ids" in batch:
-            return int(batch["input_ids"].numel())
-    return 0
 
 
 # --------------------------------------------------------------------------------------------------- the loop
@@ -274,8 +102,8 @@ def train_loop(
 
     out_dir = Path(out_dir)
     save_fn = save_fn or save_pretrained_atomic
-    eval_fn = eval_fn or _mean_loss_eval(loss_fn)
-    done = out_dir / "done.json"
+    eval_fn = eval_fn or mean_loss_eval(loss_fn)
+    done = out_dir / DONE_FILE
     if resume and done.is_file():
         result = LoopResult.from_json(json.loads(done.read_text()))
         if result.last_step == config.max_steps:
@@ -290,29 +118,6 @@ def train_loop(
     else:
         run.clear()
     return run.train()
-
-
-def _mean_loss_eval(loss_fn: LossFn) -> EvalFn:
-    def evaluate(model, eval_loader, accelerator) -> dict:
-        total = torch.zeros(2, device=accelerator.device)  # (sum of loss × examples, examples)
-        for batch in eval_loader:
-            loss, _ = loss_fn(model, batch, accelerator)
-            size = _batch_size(batch)
-            total += torch.stack(
-                [loss.detach().float() * size, torch.tensor(float(size), device=total.device)]
-            )
-        total = accelerator.reduce(total, reduction="sum")
-        return {"loss": (total[0] / total[1].clamp(min=1)).item()}
-
-    return evaluate
-
-
-def _batch_size(batch) -> int:
-    if isinstance(batch, Mapping):
-        for value in batch.values():
-            if isinstance(value, torch.Tensor) and value.dim() > 0:
-                return value.shape[0]
-    return 1
 
 
 class _Run:
@@ -339,23 +144,23 @@ class _Run:
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
-        _check_tracker(config.report_to)
+        check_tracker(config.report_to)
         self.accelerator = Accelerator(
             cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
-            mixed_precision=_resolve_precision(config.mixed_precision),
+            mixed_precision=resolve_precision(config.mixed_precision),
             log_with=config.report_to,
             project_dir=str(out_dir) if config.report_to else None,
         )
         acc = self.accelerator
         self.accum = config.accumulation_steps(acc.num_processes)
-        if len(train_dataset) < config.effective_batch:
+        if len(train_dataset) < config.batch_size:
             raise ConfigError(
                 f"the training set has {len(train_dataset)} examples, fewer than one effective batch "
-                f"({config.effective_batch})"
+                f"({config.batch_size})"
             )
         set_seed(config.seed)
         optimizer = torch.optim.AdamW(
-            _param_groups(model, config.weight_decay),
+            param_groups(model, config.weight_decay),
             lr=config.lr,
             betas=config.adam_betas,
             eps=config.adam_eps,
@@ -366,6 +171,7 @@ class _Run:
             self.optimizer, config.warmup_steps, config.max_steps
         )
         acc.register_for_checkpointing(self.scheduler)
+        self.checkpoints = Checkpoints(acc, out_dir, config.keep_checkpoints)
         self.lengths = dataset_lengths(train_dataset) if config.length_grouped else None
         self.flops_per_token = flops_per_token(acc.unwrap_model(self.model))
         self.peak = peak_flops(acc.device, config)
@@ -379,71 +185,37 @@ class _Run:
             out_dir.mkdir(parents=True, exist_ok=True)
 
     # -- checkpoints --------------------------------------------------------------------------------------
-    @property
-    def checkpoint_root(self) -> Path:
-        return self.out_dir / "checkpoints"
-
-    def checkpoints(self) -> list[Path]:
-        if not self.checkpoint_root.is_dir():
-            return []
-        found = [p for p in self.checkpoint_root.glob("step-*") if (p / "loop_state.json").is_file()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
     def clear(self) -> None:
         """Forget a previous run in out_dir (resume=False)."""
         if self.accelerator.is_main_process:
-            shutil.rmtree(self.checkpoint_root, ignore_errors=True)
-            for name in ("metrics.jsonl", "done.json"):
+            self.checkpoints.remove_all()
+            for name in (METRICS_FILE, DONE_FILE):
                 (self.out_dir / name).unlink(missing_ok=True)
         self.accelerator.wait_for_everyone()
 
     def restore_latest(self) -> None:
-        found = self.checkpoints()
-        if not found:
+        state = self.checkpoints.load_latest(self.config)
+        if state is None:
             self.clear()
             return
-        latest = found[-1]
-        state = json.loads((latest / "loop_state.json").read_text())
-        for key in _DATA_ORDER_KEYS:
-            if state["config"].get(key) != getattr(self.config, key):
-                raise ConfigError(
-                    f"cannot resume from {latest}: {key} was {state['config'].get(key)!r}, now "
-                    f"{getattr(self.config, key)!r}; use the same setting or start afresh (resume off)"
-                )
-        self.accelerator.load_state(str(latest))
         self.step, self.history = state["step"], state["history"]
         self.best_loss, self.best_step = state["best_loss"], state["best_step"]
         if self.accelerator.is_main_process:
-            (self.out_dir / "done.json").unlink(missing_ok=True)
-            _write_jsonl(self.out_dir / "metrics.jsonl", self.history)
-        log.info("resumed from %s at step %d", latest, self.step)
+            (self.out_dir / DONE_FILE).unlink(missing_ok=True)
+            _write_jsonl(self.out_dir / METRICS_FILE, self.history)
+        log.info("resumed from %s at step %d", state["path"], self.step)
 
     def save_checkpoint(self) -> None:
-        acc = self.accelerator
-        final = self.checkpoint_root / f"step-{self.step:06d}"
-        tmp = self.checkpoint_root / f".step-{self.step:06d}.tmp"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            state = {
-                "step": self.step,
-                "epoch": self.step // self.steps_per_epoch,
-                "batch_in_epoch": self.step % self.steps_per_epoch,
-                "best_loss": self.best_loss,
-                "best_step": self.best_step,
-                "history": self.history,
-                "config": asdict(self.config),
-            }
-            atomic_write_json(tmp / "loop_state.json", state)  # written last: marks the checkpoint complete
-            shutil.rmtree(final, ignore_errors=True)
-            tmp.rename(final)
-            for old in self.checkpoints()[: -max(self.config.keep_checkpoints, 1)]:
-                shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
+        state = {
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "batch_in_epoch": self.step % self.steps_per_epoch,
+            "best_loss": self.best_loss,
+            "best_step": self.best_step,
+            "history": self.history,
+            "config": asdict(self.config),
+        }
+        self.checkpoints.save(self.step, state)
 
     def save_model(self, name: str) -> Path:
         target = self.out_dir / name
@@ -457,20 +229,7 @@ class _Run:
         if self.eval_dataset is None:
             return
         acc = self.accelerator
-        rank, world = acc.process_index, acc.num_processes
-        # The same micro-batches as one process would use, dealt round-robin: the default (per-batch mean)
-        # eval loss is then independent of the number of processes. Processes may get one batch less, so
-        # a loss_fn with collectives (all-gather) needs an eval set of whole rounds or its own eval_fn.
-        indices = list(range(len(self.eval_dataset)))
-        size = self.config.micro_batch
-        batches = [indices[i : i + size] for i in range(0, len(indices), size)][rank::world]
-        loader = torch.utils.data.DataLoader(
-            self.eval_dataset,
-            batch_sampler=batches,
-            collate_fn=self.collate_fn,
-            num_workers=0,
-            generator=torch.Generator(),
-        )
+        loader = eval_loader(self.eval_dataset, self.collate_fn, self.config.micro_batch, acc)
         # Evaluate through the bare module under DDP: the DDP wrapper broadcasts buffers on every forward,
         # a collective that deadlocks when processes get different numbers of eval batches.
         model = (
@@ -480,7 +239,7 @@ class _Run:
         )
         self.model.eval()
         with torch.no_grad(), acc.autocast():
-            metrics = self.eval_fn(model, _OnDevice(loader, acc.device), acc)
+            metrics = self.eval_fn(model, loader, acc)
         self.model.train()
         if "loss" not in metrics:
             raise ValueError("eval_fn must return a dict with 'loss'")
@@ -496,7 +255,7 @@ class _Run:
         entry = {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in entry.items()}
         self.history.append(entry)
         if self.accelerator.is_main_process:
-            with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            with open(self.out_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
         if self.config.report_to:
             numbers = {f"{entry['split']}/{k}": v for k, v in entry.items() if isinstance(v, int | float)}
@@ -505,7 +264,7 @@ class _Run:
     # -- training -------------------------------------------------------------------------------------------
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.train_dataset) // self.config.effective_batch
+        return len(self.train_dataset) // self.config.batch_size
 
     def train(self) -> LoopResult:
         from tqdm.auto import tqdm
@@ -513,7 +272,7 @@ class _Run:
         acc, cfg = self.accelerator, self.config
         if self.step == 0 and cfg.eval_at_start:
             self.evaluate()
-        sampler = _StepSampler(
+        sampler = StepSampler(
             len(self.train_dataset), cfg, self.lengths, self.step, acc.process_index, acc.num_processes
         )
         # Its own generator: creating a loader iterator otherwise draws from the global RNG, which would
@@ -525,7 +284,7 @@ class _Run:
             num_workers=cfg.num_workers,
             generator=torch.Generator(),
         )
-        micro_batches = iter(_OnDevice(loader, acc.device))
+        micro_batches = iter(OnDevice(loader, acc.device))
         bar = tqdm(
             total=cfg.max_steps,
             initial=self.step,
@@ -533,7 +292,7 @@ class _Run:
             desc="train",
             dynamic_ncols=True,
         )
-        window = _Window()
+        window = Window()
         self.model.train()
         while self.step < cfg.max_steps:
             loss, metrics, tokens, grad_norm = self.train_step(micro_batches)
@@ -547,7 +306,7 @@ class _Run:
                     tok_s=f"{entry['tokens_per_s']:.0f}",
                     mfu=f"{entry['mfu']:.1%}" if entry["mfu"] is not None else "?",
                 )
-                window = _Window()
+                window = Window()
             if cfg.eval_every and self.step % cfg.eval_every == 0:
                 self.evaluate()
             if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
@@ -578,7 +337,7 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         return total_loss, metric_sums, tokens, grad_norm
 
-    def log_entry(self, window: _Window, grad_norm: float | None) -> dict:
+    def log_entry(self, window: Window, grad_norm: float | None) -> dict:
         acc = self.accelerator
         sums = torch.tensor([window.loss, float(window.tokens)], device=acc.device, dtype=torch.float64)
         sums = acc.reduce(sums, reduction="sum")
@@ -618,71 +377,11 @@ class _Run:
             last_dir=last_dir,
         )
         if acc.is_main_process:
-            atomic_write_json(self.out_dir / "done.json", result.to_json())
+            atomic_write_json(self.out_dir / DONE_FILE, result.to_json())
         if cfg.report_to:
             acc.end_training()
         acc.wait_for_everyone()
         return result
-
-
-def _check_tracker(name: str | None) -> None:
-    """Accelerate silently drops a tracker whose package is missing; a user who asked for one wants to know."""
-    if not name:
-        return
-    from accelerate.tracking import get_available_trackers
-    from accelerate.utils import LoggerType
-
-    if name not in LoggerType.list():
-        raise ConfigError(f"report_to must be one of {', '.join(LoggerType.list())}, not {name!r}")
-    if name != "all" and name not in [str(t) for t in get_available_trackers()]:
-        raise ConfigError(f"report_to={name} needs its package: pip install {name}")
-
-
-class _Window:
-    """Running sums between two log lines."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.steps, self.loss, self.tokens, self.metrics = 0, 0.0, 0, {}
-
-    def add(self, loss: float, metrics: dict, tokens: int) -> None:
-        self.steps += 1
-        self.loss += loss
-        self.tokens += tokens
-        for key, value in metrics.items():
-            self.metrics[key] = self.metrics.get(key, 0.0) + value
-
-
-class _OnDevice:
-    """Iterates a loader and moves each batch to the device."""
-
-    def __init__(self, loader, device) -> None:
-        self.loader, self.device = loader, device
-
-    def __iter__(self):
-        from accelerate.utils import send_to_device
-
-        for batch in self.loader:
-            yield send_to_device(batch, self.device)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-
-def _param_groups(model, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only, never on norms and biases (nanoGPT's rule)."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ConfigError("the model has no trainable parameters")
-    decay = [p for p in trainable if p.dim() >= 2]
-    no_decay = [p for p in trainable if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _resolve_precision(name: str) -> str:
-    if name != "auto":
-        return name
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
 def _write_jsonl(path: Path, entries: list[dict]) -> None:

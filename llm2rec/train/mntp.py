@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from llm2rec.errors import ConfigError
-from llm2rec.io import work_dir_for
-from llm2rec.train import settings
-from llm2rec.train.outputs import finished, publish
+from llm2rec.data.text import unique_titles
+from llm2rec.train import config as config_module
+from llm2rec.train.config import StageConfig
+from llm2rec.train.stage import Stage, StageInputs, StageParts, evaluations, resolve_config, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -28,25 +28,6 @@ IGNORE = -100
 
 
 # ----------------------------------------------------------------------------------------------- masking
-
-
-def resolve_mask_token_id(tokenizer, fallback: str = "_") -> int:
-    """The tokenizer's own mask token if it has one, else the existing vocabulary token ``fallback``.
-
-    Using an existing token (Qwen2 and SmolLM2 have no mask token) avoids resizing the embeddings.
-    """
-    if tokenizer.mask_token_id is not None:
-        return int(tokenizer.mask_token_id)
-    token_id = tokenizer.convert_tokens_to_ids(fallback)
-    if token_id is None or token_id == tokenizer.unk_token_id:
-        ids = tokenizer(fallback, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise ConfigError(
-                f"the tokenizer has no mask token and {fallback!r} is not a single token in its vocabulary; "
-                "choose another --mask-token"
-            )
-        token_id = ids[0]
-    return int(token_id)
 
 
 def mask_tokens(
@@ -173,16 +154,6 @@ def mntp_eval(model, loader, accelerator=None) -> dict[str, float]:
 # -------------------------------------------------------------------------------------------------- data
 
 
-def unique_titles(titles: list[str]) -> list[str]:
-    """Non-empty titles, each once, in first-seen order (index 0 is the padding item's empty title)."""
-    seen: dict[str, None] = {}
-    for title in titles:
-        title = title.strip()
-        if title:
-            seen.setdefault(title, None)
-    return list(seen)
-
-
 def split_titles(titles: list[str], eval_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """A seeded random split into (train, held-out). Held-out titles are never trained on."""
     shuffled = list(titles)
@@ -197,41 +168,25 @@ def split_titles(titles: list[str], eval_fraction: float, seed: int) -> tuple[li
 
 
 @dataclass
-class MNTPConfig:
-    """MNTP settings; :data:`PRESETS` hold the paper's and a quick CPU run's."""
+class MNTPConfig(StageConfig):
+    """MNTP settings (the loop's and the shared ones in :class:`StageConfig`); defaults = the paper's."""
 
     max_steps: int = 1000
-    batch_size: int = 32  # effective, over all processes
+    batch_size: int = 32  # titles per optimizer step, over all processes
     micro_batch: int = 32
     lr: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
     eval_every: int | None = 100
     save_every: int | None = 100
-    log_every: int = 10
     seed: int = 42
-    mixed_precision: str = "auto"
-    keep_checkpoints: int = 1
     mask_probability: float = 0.2
     mask_token: str = "_"
-    max_length: int = 512
     eval_fraction: float = 0.1
     max_eval_titles: int | None = None
-    attn_implementation: str = "sdpa"
-    gradient_checkpointing: bool = False
-    progress: bool = True
-    report_to: str | None = None  # "tensorboard" (pip install tensorboard): event files end in <out>/logs
-    keep_work: bool = False  # keep <out>.work (checkpoints, both best and last) after publishing
-
-    def loop_config(self):
-        from llm2rec.train.loop import loop_config_from
-
-        return loop_config_from(self, keep="best")  # lowest held-out MNTP loss
 
 
 PRESETS: dict[str, dict] = {
-    # METHOD §3: batch 32, 1k steps, lr 5e-5 (HF default), no warm-up, eval/save every 100, max length 512.
+    # METHOD §3: batch 32, 1k steps, lr 5e-5 (HF default), no warm-up, eval/save every 100, max length 512;
+    # the chosen checkpoint is the one with the lowest held-out MNTP loss.
     "paper": {},
     # SmolLM2-135M on a CPU: a few minutes (one thread; on a shared machine OMP_NUM_THREADS=1 is fastest).
     "cpu": dict(
@@ -249,35 +204,50 @@ PRESETS: dict[str, dict] = {
 
 def build_config(preset: str = "paper", **overrides) -> MNTPConfig:
     """The preset's settings, then every non-None override (unknown keys are errors)."""
-    return settings.build_config(MNTPConfig, PRESETS, preset, overrides)
-
-
-def read_metrics(out_dir: str | Path) -> list[dict]:
-    """The ``metrics.jsonl`` entries of a published stage dir."""
-    import json
-
-    path = Path(out_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def resolve_model_dir(path: str | Path) -> str:
-    """A training-loop dir (holding ``done.json``) → the model dir it chose; anything else (a published
-    stage dir, a model dir, ``smollm2-135m``, a hub id) → unchanged."""
-    import json
-
-    root = Path(path)
-    done = root / "done.json"
-    if not done.is_file() or (root / "config.json").is_file():
-        return str(path)
-    chosen = Path(json.loads(done.read_text(encoding="utf-8"))["chosen_dir"])
-    if not (chosen / "config.json").is_file():  # the run was moved: look beside done.json
-        chosen = root / chosen.name
-    if not (chosen / "config.json").is_file():
-        raise FileNotFoundError(f"{done} names model dir {chosen}, which does not exist")
-    return str(chosen)
+    return config_module.build_config(MNTPConfig, PRESETS, preset, overrides)
 
 
 # ----------------------------------------------------------------------------------------------- running
+
+
+def _build(inputs: StageInputs) -> StageParts:
+    from llm2rec.llm.backbone import load_causal_lm, load_tokenizer, resolve_mask_token_id
+    from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
+
+    config = inputs.config
+    train_titles, eval_titles = split_titles(
+        unique_titles(inputs.dataset.titles), config.eval_fraction, config.seed
+    )
+    if config.max_eval_titles is not None:
+        eval_titles = eval_titles[: config.max_eval_titles]
+    log.info("MNTP from %s on %d titles (%d held out)", inputs.model, len(train_titles), len(eval_titles))
+    tokenizer = load_tokenizer(inputs.model, padding_side="right")
+    model = load_causal_lm(inputs.model, attn_implementation=config.attn_implementation)
+    enable_bidirectional(model)
+    if not probe_bidirectional(model):
+        raise RuntimeError("bidirectional attention did not take effect; refusing to train MNTP causally")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
+    return StageParts(
+        model=model,
+        tokenizer=tokenizer,
+        train_set=train_titles,
+        collator=MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
+        loss_fn=mntp_loss,
+        eval_set=list(enumerate(eval_titles)) or None,
+        eval_fn=mntp_eval,
+        record={"mask_token_id": mask_id, "train_titles": len(train_titles), "eval_titles": len(eval_titles)},
+    )
+
+
+def _summarise(inputs: StageInputs, parts: StageParts, result) -> dict:
+    evals = evaluations(result)
+    best = next((e for e in evals if e["step"] == result.best_step), None)
+    return {"eval_before": evals[0] if evals and evals[0]["step"] == 0 else None, "eval_best": best}
+
+
+STAGE = Stage("mntp", _build, _summarise)
 
 
 def run_mntp(
@@ -287,82 +257,15 @@ def run_mntp(
     *,
     preset: str = "paper",
     resume: bool = True,
+    config: MNTPConfig | None = None,
     **overrides,
 ) -> Path:
     """Train MNTP from ``model_dir`` (a CSFT output, a model dir or a backbone name) on the item titles.
 
     Returns ``out_dir``: the checkpoint with the lowest held-out MNTP loss as a plain HF dir whose config
     records bidirectional attention, plus ``mntp.json`` (settings, data checksum, held-out loss and
-    masked-token accuracy before and after) and ``metrics.jsonl``. Training state lives in
-    ``<out_dir>.work`` until then; with ``resume`` an interrupted run continues and a finished one is
-    returned as is.
+    masked-token accuracy before and after) and ``metrics.jsonl``. Settings: ``config`` when given, else
+    the preset with ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """
-    import time
-
-    from llm2rec.data.dataset import Dataset
-    from llm2rec.distributed import process_state
-    from llm2rec.llm.backbone import check_attn_implementation, load_causal_lm, load_tokenizer
-    from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
-    from llm2rec.train.loop import train_loop
-
-    config = build_config(preset, **overrides)
-    check_attn_implementation(config.attn_implementation)
-    out_dir = Path(out_dir)
-    work = work_dir_for(out_dir)
-    if resume and finished(out_dir, "mntp"):
-        log.info("%s is a finished MNTP run; nothing to do (resume off to redo it)", out_dir)
-        return out_dir
-    state = process_state()
-    started = time.perf_counter()
-    source = resolve_model_dir(model_dir)
-    dataset = Dataset.load(dataset_dir)
-    train_titles, eval_titles = split_titles(unique_titles(dataset.titles), config.eval_fraction, config.seed)
-    if config.max_eval_titles is not None:
-        eval_titles = eval_titles[: config.max_eval_titles]
-    log.info("MNTP from %s on %d titles (%d held out)", source, len(train_titles), len(eval_titles))
-
-    tokenizer = load_tokenizer(source, padding_side="right")
-    model = load_causal_lm(source, attn_implementation=config.attn_implementation)
-    enable_bidirectional(model)
-    if not probe_bidirectional(model):
-        raise RuntimeError("bidirectional attention did not take effect; refusing to train MNTP causally")
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
-
-    result = train_loop(
-        model,
-        train_titles,
-        MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
-        mntp_loss,
-        config.loop_config(),
-        work,
-        eval_dataset=list(enumerate(eval_titles)) or None,
-        eval_fn=mntp_eval,
-        tokenizer=tokenizer,
-        resume=resume,
-    )
-    evals = [e for e in result.history if e["split"] == "eval"]
-    best = next((e for e in evals if e["step"] == result.best_step), None)
-    record = {
-        "stage": "mntp",
-        "model": str(model_dir),
-        "dataset": str(dataset_dir),
-        "dataset_checksum": dataset.checksum,
-        "preset": preset,
-        "config": asdict(config),
-        "mask_token_id": mask_id,
-        "train_titles": len(train_titles),
-        "eval_titles": len(eval_titles),
-        "chosen": result.chosen_dir.name,
-        "best_step": result.best_step,
-        "last_step": result.last_step,
-        "eval_before": evals[0] if evals and evals[0]["step"] == 0 else None,
-        "eval_best": best,
-        "processes": state.num_processes,
-        "wall_s": time.perf_counter() - started,
-    }
-    if state.is_main_process:
-        publish(result, work, out_dir, "mntp", record, keep_work=config.keep_work)
-    state.wait_for_everyone()
-    return out_dir
+    config = resolve_config(build_config, config, preset, overrides)
+    return run_stage(STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume)

@@ -1,35 +1,57 @@
-"""What every LLM stage hands on: a plain Hugging Face model dir, plus its record and training logs.
+"""What every LLM stage hands on (the stage-output contract), in one place.
 
-Layout of a finished stage's ``--out``: the chosen checkpoint's model and tokenizer files, ``<stage>.json``
-(settings, data checksum, losses, wall time), ``metrics.jsonl`` and, when the run logged to TensorBoard,
-``logs/`` (the event files). Training state lives in ``<out>.work`` until the stage is published.
+A finished stage's ``--out`` is the chosen checkpoint's model and tokenizer files (a plain Hugging Face
+directory), ``<stage>.json`` (settings, data checksum, losses, wall time), ``metrics.jsonl`` and, when the
+run logged to TensorBoard, ``logs/`` (the event files). While it trains, its state lives in ``<out>.work``
+(:func:`llm2rec.io.work_dir_for`): the loop's ``checkpoints/``, ``best/`` and ``last/`` model dirs,
+``metrics.jsonl`` and ``done.json`` (the loop's result; a loop dir with one is itself a valid model
+reference, see :func:`llm2rec.llm.backbone.resolve_model_dir`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from llm2rec.io import atomic_dir, atomic_write_json
 
+METRICS_FILE = "metrics.jsonl"
+DONE_FILE = "done.json"
 # Where the training loop's trackers write (Accelerate: project_dir / run name), and where it is published.
 TRACKER_RUN = "llm2rec"
 PUBLISHED_LOGS = "logs"
 
 
+def record_name(stage: str) -> str:
+    return f"{stage}.json"
+
+
 def finished(out_dir: Path, stage: str) -> bool:
     """True when ``out_dir`` holds a published ``stage`` (its record and a model config)."""
     out_dir = Path(out_dir)
-    return (out_dir / f"{stage}.json").is_file() and (out_dir / "config.json").is_file()
+    return (out_dir / record_name(stage)).is_file() and (out_dir / "config.json").is_file()
+
+
+def read_record(out_dir: str | Path, stage: str) -> dict:
+    return json.loads((Path(out_dir) / record_name(stage)).read_text(encoding="utf-8"))
+
+
+def read_metrics(out_dir: str | Path) -> list[dict]:
+    """The ``metrics.jsonl`` entries of a published stage dir (or a loop dir); [] when there are none."""
+    path = Path(out_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def publish(result, work: Path, out_dir: Path, stage: str, record: dict, *, keep_work: bool) -> None:
     """Copy the chosen model dir to ``out_dir`` with ``<stage>.json``, the metrics and tracker logs, atomically."""
     with atomic_dir(out_dir, overwrite=True) as tmp:
         shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
-        shutil.copy2(work / "metrics.jsonl", tmp / "metrics.jsonl")
+        shutil.copy2(work / METRICS_FILE, tmp / METRICS_FILE)
         if (work / TRACKER_RUN).is_dir():
             shutil.copytree(work / TRACKER_RUN, tmp / PUBLISHED_LOGS)
-        atomic_write_json(tmp / f"{stage}.json", record)
+        atomic_write_json(tmp / record_name(stage), record)
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)

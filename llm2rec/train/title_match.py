@@ -29,7 +29,7 @@ def token_f1(generated: str, target: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-class Catalogue:
+class TitleIndex:
     """The item titles, with a word index for nearest-title lookups."""
 
     def __init__(self, titles):

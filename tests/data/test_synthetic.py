@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llm2rec.data.synthetic import describe, generate, write_amazon2023_files
+from llm2rec.data.amazon2023_files import write_amazon2023_files
+from llm2rec.data.synthetic import describe, generate
 
 SMALL = {"num_users": 600, "num_items": 400, "seed": 7}
 

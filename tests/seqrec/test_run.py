@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llm2rec.data.schema import DataFormatError
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 from llm2rec.seqrec import run_seqrec
 
 

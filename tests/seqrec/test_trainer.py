@@ -3,9 +3,8 @@ import torch
 
 import llm2rec.seqrec.trainer as trainer
 from llm2rec.seqrec.data import SeqRecData
-from llm2rec.seqrec.gru4rec import GRU4Rec
 from llm2rec.seqrec.item_encoder import ItemEncoder
-from llm2rec.seqrec.sasrec import SASRec
+from llm2rec.seqrec.models import GRU4Rec, SASRec
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
 
 

@@ -15,8 +15,8 @@ from llm2rec.train.contrastive import (
     encode_batch,
     info_nce,
 )
-from llm2rec.train.mntp import read_metrics
-from tests.test_embed import tiny_titles, write_tiny_dataset
+from llm2rec.train.outputs import read_metrics
+from tests.embed.test_extract import tiny_titles, write_tiny_dataset
 
 
 def test_info_nce_matches_cross_entropy_over_cosines():
@@ -128,7 +128,7 @@ def _view_similarity(model, tokenizer, titles):
 def test_two_views_of_a_title_end_up_closer_than_different_titles(tmp_path):
     from transformers import AutoModel
 
-    from llm2rec.encoder import Encoder
+    from llm2rec.embed.encoder import Encoder
     from llm2rec.llm.backbone import save_pretrained_atomic
     from llm2rec.llm.bidirectional import enable_bidirectional, probe_bidirectional
     from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer

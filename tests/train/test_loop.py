@@ -16,7 +16,9 @@ from safetensors.torch import load_file
 
 from llm2rec.errors import ConfigError
 from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
-from llm2rec.train.loop import LoopConfig, micro_batches_for, plan_epoch, train_loop
+from llm2rec.train.batching import micro_batches_for, plan_epoch
+from llm2rec.train.config import LoopConfig
+from llm2rec.train.loop import train_loop
 
 TEXTS = [f"Safety Goggles {i}, Nitrile Gloves {'Large ' * (i % 5)}{i * 7 % 13}" for i in range(40)]
 
@@ -62,14 +64,14 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 def config(**overrides) -> LoopConfig:
-    settings = dict(max_steps=6, effective_batch=8, micro_batch=4, lr=1e-2, log_every=1, progress=False)
+    settings = dict(max_steps=6, batch_size=8, micro_batch=4, lr=1e-2, log_every=1, progress=False)
     settings.update(overrides)
     return LoopConfig(**settings)
 
 
 # ------------------------------------------------------------------------------------------------- data order
 def test_plan_epoch_is_a_deterministic_partition():
-    cfg = config(effective_batch=8)
+    cfg = config(batch_size=8)
     batches = plan_epoch(43, cfg, epoch=0)
     assert len(batches) == 5 and all(len(b) == 8 for b in batches)
     flat = [i for b in batches for i in b]
@@ -80,7 +82,7 @@ def test_plan_epoch_is_a_deterministic_partition():
 
 def test_length_grouping_reduces_padding():
     lengths = [(i * 37) % 50 + 1 for i in range(400)]
-    cfg = config(effective_batch=16, micro_batch=4)
+    cfg = config(batch_size=16, micro_batch=4)
 
     def padding(batches):
         padded = sum(
@@ -89,9 +91,7 @@ def test_length_grouping_reduces_padding():
         return 1 - sum(lengths[i] for b in batches for i in b) / padded
 
     plain = padding(plan_epoch(400, cfg, 0))
-    grouped_batches = plan_epoch(
-        400, config(effective_batch=16, micro_batch=4, length_grouped=True), 0, lengths
-    )
+    grouped_batches = plan_epoch(400, config(batch_size=16, micro_batch=4, length_grouped=True), 0, lengths)
     assert sorted(i for b in grouped_batches for i in b) == list(range(400))
     assert padding(grouped_batches) < plain / 3
 
@@ -105,9 +105,9 @@ def test_micro_batches_are_dealt_round_robin():
 
 def test_config_rejects_bad_batch_sizes():
     with pytest.raises(ConfigError):
-        config(effective_batch=8, micro_batch=3).accumulation_steps(1)
+        config(batch_size=8, micro_batch=3).accumulation_steps(1)
     with pytest.raises(ConfigError):
-        config(effective_batch=2, micro_batch=4)
+        config(batch_size=2, micro_batch=4)
     with pytest.raises(ConfigError):
         config(keep="first")
 
@@ -211,10 +211,11 @@ torch.set_num_threads(1)
 sys.path.insert(0, {tests_dir!r})
 from test_loop import TEXTS, CountingLoss, make_collate
 from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
-from llm2rec.train.loop import LoopConfig, train_loop
+from llm2rec.train.config import LoopConfig
+from llm2rec.train.loop import train_loop
 tok = make_tiny_tokenizer()
 data = [{{"input_ids": tok(t).input_ids}} for t in TEXTS]
-cfg = LoopConfig(max_steps=3, effective_batch=8, micro_batch=2, lr=1e-2, progress=False, length_grouped=True)
+cfg = LoopConfig(max_steps=3, batch_size=8, micro_batch=2, lr=1e-2, progress=False, length_grouped=True)
 train_loop(make_tiny_model("qwen2", tok, attention_dropout=0.0), data, make_collate(tok), CountingLoss(), cfg,
            sys.argv[1], eval_dataset=data[:6], tokenizer=tok)
 """
@@ -222,7 +223,7 @@ train_loop(make_tiny_model("qwen2", tok, attention_dropout=0.0), data, make_coll
 
 @pytest.mark.slow
 def test_two_process_ddp_equals_one_process(tmp_path, tokenizer, lm_data):
-    cfg = config(max_steps=3, effective_batch=8, micro_batch=2, length_grouped=True)
+    cfg = config(max_steps=3, batch_size=8, micro_batch=2, length_grouped=True)
     single = train_loop(
         make_tiny_model("qwen2", tokenizer),
         lm_data,

@@ -7,19 +7,18 @@ import json
 import pytest
 import torch
 
+from llm2rec.data.text import unique_titles
 from llm2rec.errors import ConfigError
+from llm2rec.llm.backbone import resolve_mask_token_id, resolve_model_dir
 from llm2rec.train.mntp import (
     IGNORE,
     MNTPCollator,
     mask_tokens,
-    read_metrics,
-    resolve_mask_token_id,
-    resolve_model_dir,
     shifted_mlm_loss,
     split_titles,
-    unique_titles,
 )
-from tests.test_embed import tiny_titles, write_tiny_dataset
+from llm2rec.train.outputs import read_metrics
+from tests.embed.test_extract import tiny_titles, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")

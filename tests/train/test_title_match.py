@@ -1,6 +1,6 @@
 import pytest
 
-from llm2rec.train.title_match import Catalogue, token_f1, words
+from llm2rec.train.title_match import TitleIndex, token_f1, words
 
 
 def test_words_are_lower_cased_word_sets():
@@ -14,7 +14,7 @@ def test_token_f1():
 
 
 def test_nearest_title_by_word_jaccard():
-    cat = Catalogue(["Red Pen", "Red Pen Set of 10", "Blue Pencil", " Red Pen "])
+    cat = TitleIndex(["Red Pen", "Red Pen Set of 10", "Blue Pencil", " Red Pen "])
     assert len(cat.titles) == 3 and "Red Pen" in cat and "red pen" not in cat
     assert cat.nearest("red pen") == "Red Pen"
     assert cat.nearest("pen set of ten") == "Red Pen Set of 10"

@@ -10,7 +10,8 @@ format                    module and files
 ``generic``               :mod:`.generic`: interactions CSV/TSV/Parquet + items CSV/TSV/Parquet/JSONL
 ========================  ===========================================================================
 
-Each reader is ``read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog``.
+Each reader is ``read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog``. :func:`load_raw` is
+the one entry point of ``prepare`` and ``run``: it also knows ``builtin`` (the synthetic generator).
 """
 
 from __future__ import annotations
@@ -49,3 +50,38 @@ def read_source(fmt: str, inputs: list[Path], *, skip_bad_lines: bool = False, *
     if not inputs:
         raise ConfigError(f"format {fmt!r} needs at least one input file or directory")
     return READERS[fmt]([Path(p) for p in inputs], bad=BadLines(skip=skip_bad_lines), **options)
+
+
+FORMATS = (*READERS, "builtin")
+
+
+def load_raw(
+    fmt: str,
+    paths: list[Path],
+    *,
+    skip_bad_lines: bool = False,
+    options: dict | None = None,
+    shipped_split: bool = False,
+    num_users: int = 3000,
+    num_items: int = 1500,
+    seed: int = 0,
+) -> RawLog:
+    """The raw log of ``paths`` in format ``fmt``, or the seeded synthetic one for ``builtin``.
+
+    ``shipped_split`` asks the reader to keep the split the source ships (``--split shipped``).
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "builtin":
+        from llm2rec.data.synthetic import generate
+
+        return generate(num_users=num_users, num_items=num_items, seed=seed)
+    if not paths:
+        raise ConfigError("--input is required for this format")
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"input not found: {p}")
+    options = dict(options or {})
+    if shipped_split:
+        options.setdefault("use_shipped_split", True)
+    return read_source(fmt, paths, skip_bad_lines=skip_bad_lines, **options)

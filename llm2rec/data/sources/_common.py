@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2rec.data.schema import BadLines, DataFormatError
-from llm2rec.errors import ConfigError
+from llm2rec.data.schema import BadLines, RawLog
+from llm2rec.errors import ConfigError, DataFormatError
 
 # Amazon-scale timestamps: anything below this is seconds (1e11 s is the year 5138; 1e11 ms is 1973).
 SECONDS_BELOW = 10**11
@@ -259,6 +259,36 @@ def timestamp_notes(converted: int, total: int) -> dict:
 
 
 # --------------------------------------------------------------------------- assembling
+
+
+def iter_json_objects(path: Path, bad: BadLines, what: str = "a line") -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)`` for each JSON-object line; malformed ones go to ``bad``."""
+    loads = json.loads
+    for number, text in iter_text_lines(path, bad):
+        try:
+            record = loads(text)
+        except LITERAL_ERRORS:
+            bad.handle(path, number, "malformed JSON")
+            continue
+        if not isinstance(record, dict):
+            bad.handle(path, number, f"{what} must be a JSON object")
+            continue
+        yield number, record
+
+
+def interactions_log(fmt: str, users, items, timestamps, ratings, *, has_time: bool, presplit,
+                     bad: BadLines, notes: dict) -> RawLog:  # fmt: skip
+    """A :class:`RawLog` of the interactions alone; the reader fills in ``items`` and ``source_files``."""
+    return RawLog(
+        interactions=interactions_frame(users, items, timestamps, ratings),
+        items=items_frame([], {}),
+        source_files=[],
+        format=fmt,
+        has_time=has_time,
+        presplit=presplit,
+        bad_lines=bad,
+        notes=notes,
+    )
 
 
 def interactions_frame(users: list, items: list, timestamps, ratings) -> pd.DataFrame:

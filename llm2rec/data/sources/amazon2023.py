@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llm2rec.data.schema import BadLines, DataFormatError, RawLog
+from llm2rec.data.schema import BadLines, RawLog
 from llm2rec.data.sources._common import (
     LITERAL_ERRORS,
     MAX_TIMESTAMP_MS,
@@ -28,6 +28,7 @@ from llm2rec.data.sources._common import (
     expand_inputs,
     interactions_frame,
     items_frame,
+    iter_json_objects,
     iter_text_lines,
     parse_rating,
     parse_timestamp,
@@ -35,6 +36,7 @@ from llm2rec.data.sources._common import (
     timestamp_notes,
     to_milliseconds,
 )
+from llm2rec.errors import DataFormatError
 
 USER_KEYS = ("user_id", "reviewerID")
 ITEM_KEYS = ("parent_asin", "asin")
@@ -92,16 +94,7 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
 
 def read_reviews(path: Path, bad: BadLines, users: list, items: list, times: list, ratings: list) -> None:
     """Append each review's (user, item, timestamp, rating) to the lists; bad lines go to ``bad``."""
-    loads = json.loads
-    for number, text in iter_text_lines(path, bad):
-        try:
-            record = loads(text)
-        except LITERAL_ERRORS:
-            bad.handle(path, number, "malformed JSON")
-            continue
-        if not isinstance(record, dict):
-            bad.handle(path, number, "a review line must be a JSON object")
-            continue
+    for number, record in iter_json_objects(path, bad, "a review line"):
         if _is_plain_2023_review(record):  # fast path: the released files' exact field names and types
             users.append(record["user_id"])
             items.append(record["parent_asin"])

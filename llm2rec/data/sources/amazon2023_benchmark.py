@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2rec.data.schema import SPLITS, BadLines, DataFormatError, RawLog
+from llm2rec.data.schema import SPLITS, BadLines, RawLog
 from llm2rec.data.sources._common import (
     GZIP_ERRORS,
     check_not_empty,
@@ -38,7 +38,7 @@ from llm2rec.data.sources._common import (
     to_milliseconds,
 )
 from llm2rec.data.sources.amazon2023 import is_jsonl, is_meta, read_meta_files
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 COLUMNS = ["user_id", "parent_asin", "rating", "timestamp"]
 HISTORY = "history"

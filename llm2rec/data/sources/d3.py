@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2rec.data.schema import SPLITS, BadLines, DataFormatError, RawLog
+from llm2rec.data.schema import SPLITS, BadLines, RawLog
 from llm2rec.data.sources._common import (
     LITERAL_ERRORS,
     check_options,
     describe_inputs,
     expand_inputs,
-    interactions_frame,
+    interactions_log,
     items_frame,
     iter_text_lines,
     merge_row,
@@ -46,7 +46,7 @@ from llm2rec.data.sources._common import (
     timestamp_notes,
     to_milliseconds,
 )
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 TEXT_FIELDS = ("description", "brand", "categories")
 
@@ -66,7 +66,7 @@ class Row:
 
 
 @dataclass
-class Catalogue:
+class ItemTexts:
     """What the files say about items: titles and text by key, and source item ids → keys."""
 
     fields: dict[str, dict[str, str]] = field(default_factory=lambda: {"title": {}})
@@ -112,7 +112,7 @@ def read(
             f"cannot keep the shipped split: {csvs[splits.index(None)]} is not in a train/valid/test "
             "folder and has no .train/.valid/.test name"
         )
-    catalogue = Catalogue()
+    catalogue = ItemTexts()
     rows: list[Row] = []
     for path, split in zip(csvs, splits):
         rows.extend(_read_csv(path, bad, catalogue, split or "train"))
@@ -163,7 +163,7 @@ def _dataset_name(path: Path) -> str:
 # --------------------------------------------------------------------------- CSV rows
 
 
-def _read_csv(path: Path, bad: BadLines, catalogue: Catalogue, split: str) -> list[Row]:
+def _read_csv(path: Path, bad: BadLines, catalogue: ItemTexts, split: str) -> list[Row]:
     table = read_csv_table(path, bad, sep=",")
     has_asin = "item_asin" in table.columns
     key_cols = ("item_asins", "item_asin") if has_asin else ("history_item_id", "item_id")
@@ -184,7 +184,7 @@ def _read_csv(path: Path, bad: BadLines, catalogue: Catalogue, split: str) -> li
     return rows
 
 
-def _parse_row(record: dict, key_cols: tuple[str, str], catalogue: Catalogue, split: str) -> Row:
+def _parse_row(record: dict, key_cols: tuple[str, str], catalogue: ItemTexts, split: str) -> Row:
     user = record["user_id"].strip()
     history = [_key(v) for v in parse_literal_list(record[key_cols[0]])]
     target = _key(record[key_cols[1]])
@@ -273,23 +273,14 @@ def _rebuild(rows: list[Row], bad: BadLines, use_shipped_split: bool) -> RawLog:
     presplit = pd.Series(flat["split"], dtype=str) if use_shipped_split else None
     if use_shipped_split:
         notes["split"] = "shipped split used as-is (targets labelled by their file; history-only items train)"
-    interactions = interactions_frame(flat["user"], flat["item"], timestamps, ratings)
-    return RawLog(
-        interactions=interactions,
-        items=items_frame([], {}),
-        source_files=[],
-        format="d3",
-        has_time=has_time,
-        presplit=presplit,
-        bad_lines=bad,
-        notes=notes,
-    )
+    return interactions_log("d3", flat["user"], flat["item"], timestamps, ratings, has_time=has_time,
+                            presplit=presplit, bad=bad, notes=notes)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- info/ and index/ files
 
 
-def _read_info(path: Path, bad: BadLines, catalogue: Catalogue) -> None:
+def _read_info(path: Path, bad: BadLines, catalogue: ItemTexts) -> None:
     """``[semantic id<TAB>]title<TAB>item_id`` lines complete missing titles."""
     for number, text in iter_text_lines(path, bad):
         parts = text.rstrip("\r\n").split("\t")
@@ -301,7 +292,7 @@ def _read_info(path: Path, bad: BadLines, catalogue: Catalogue) -> None:
             catalogue.add_title(key, parts[-2])
 
 
-def _read_item_json(path: Path, catalogue: Catalogue) -> None:
+def _read_item_json(path: Path, catalogue: ItemTexts) -> None:
     """``{item_id: {title, description, brand, categories}}``: titles (when missing) and text fields."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -335,7 +326,7 @@ def _joined(value) -> str:
     return str(value)
 
 
-def _id_to_key(item_id: str, catalogue: Catalogue) -> str | None:
+def _id_to_key(item_id: str, catalogue: ItemTexts) -> str | None:
     """Source item id → item key (the id itself when the CSVs are keyed by id; None for an unseen ASIN)."""
     if catalogue.id_to_key:
         return catalogue.id_to_key.get(item_id)

@@ -14,21 +14,19 @@ for logs without time: per-user row order then), ``rating_col`` (None), ``time_u
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from llm2rec.data.schema import BadLines, DataFormatError, RawLog
+from llm2rec.data.schema import BadLines, RawLog
 from llm2rec.data.sources._common import (
-    LITERAL_ERRORS,
     MAX_TIMESTAMP_MS,
     check_options,
     describe_inputs,
     expand_inputs,
     interactions_frame,
-    iter_text_lines,
+    iter_json_objects,
     ordinal_timestamps,
     read_csv_table,
     read_parquet_table,
@@ -37,7 +35,7 @@ from llm2rec.data.sources._common import (
     timestamp_notes,
     to_milliseconds,
 )
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".jsonl", ".json")
 DEFAULT_TEXT_COLS = ("description", "brand", "categories", "features", "main_category")
@@ -118,15 +116,7 @@ def _read_any(path: Path, bad: BadLines) -> pd.DataFrame:
 
 def _read_jsonl(path: Path, bad: BadLines) -> pd.DataFrame:
     records = []
-    for number, text in iter_text_lines(path, bad):
-        try:
-            record = json.loads(text)
-        except LITERAL_ERRORS:
-            bad.handle(path, number, "malformed JSON")
-            continue
-        if not isinstance(record, dict):
-            bad.handle(path, number, "a line must be a JSON object")
-            continue
+    for _, record in iter_json_objects(path, bad):
         records.append(record)
     if not records:
         raise DataFormatError(path, "no usable JSON lines")

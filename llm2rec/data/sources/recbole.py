@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2rec.data.schema import SPLITS, BadLines, DataFormatError, RawLog
+from llm2rec.data.schema import SPLITS, BadLines, RawLog
 from llm2rec.data.sources._common import (
     check_options,
     describe_inputs,
     expand_inputs,
-    interactions_frame,
+    interactions_log,
     items_frame,
     iter_text_lines,
     merge_row,
@@ -45,7 +45,7 @@ from llm2rec.data.sources._common import (
     timestamp_notes,
     to_milliseconds,
 )
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 SUFFIXES = (".inter", ".item", ".text", ".item2index", ".user2index")
 OPTIONS = (
@@ -289,17 +289,8 @@ def _log(users, items, timestamps, ratings, labels, opts, has_time, bad, notes) 
     if opts["use_shipped_split"]:
         presplit = pd.Series(labels, dtype=str)
         notes["split"] = "shipped train/valid/test files used as-is"
-    interactions = interactions_frame(users, items, timestamps, ratings)
-    return RawLog(
-        interactions=interactions,
-        items=items_frame([], {}),
-        source_files=[],
-        format="recbole",
-        has_time=has_time,
-        presplit=presplit,
-        bad_lines=bad,
-        notes=notes,
-    )
+    return interactions_log("recbole", users, items, timestamps, ratings, has_time=has_time,
+                            presplit=presplit, bad=bad, notes=notes)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- titles

@@ -4,9 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 from tests.data.sources.fixtures import META, REVIEWS, meta_line, review_line, write_amazon2023, write_lines
 
 

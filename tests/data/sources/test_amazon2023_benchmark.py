@@ -1,8 +1,7 @@
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 from tests.data.sources.fixtures import META, REVIEWS, write_amazon2023, write_benchmark, write_lines
 
 

@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from llm2rec.data.schema import BadLines, DataFormatError
+from llm2rec.data.schema import BadLines
 from llm2rec.data.sources._common import (
     iter_text_lines,
     merge_row,
@@ -12,6 +12,7 @@ from llm2rec.data.sources._common import (
     read_csv_table,
     to_milliseconds,
 )
+from llm2rec.errors import DataFormatError
 
 
 @pytest.mark.parametrize(

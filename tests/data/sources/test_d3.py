@@ -3,9 +3,8 @@ import json
 
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 TITLES = {0: "Glue", 1: "Tape, Clear", 2: "Gloves 'Nitrile'", 3: 'Beaker "500 ml"', 4: "Scale"}
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm2rec.data.schema import DataFormatError, RawLog
+from llm2rec.data.schema import RawLog
 from llm2rec.data.sources import read_source
+from llm2rec.errors import DataFormatError
 from tests.data.sources.fixtures import META, meta_line, review_line, write_lines
 
 json_values = st.recursive(

@@ -3,9 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 
 EVENTS = pd.DataFrame(
     {

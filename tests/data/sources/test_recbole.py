@@ -1,9 +1,8 @@
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import read_source
 from llm2rec.data.sources.recbole import split_unisrec_text
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 from tests.data.sources.fixtures import write_lines
 
 # UniSRec layout: user 0 = items [0, 1, 2, 3, 4] (indices into .item2index), user 1 = [2, 0, 5].

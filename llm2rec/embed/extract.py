@@ -1,8 +1,6 @@
-"""Item-embedding extraction: a dataset's items through an :class:`~llm2rec.encoder.Encoder` into ``.npy``.
-
-Output ``FILE.npy``: (N+1, d) float32, row i = item i, row 0 = zeros (padding). Beside it ``FILE.json``
-records what produced it (encoder and content hash, pooling, attention, template, normalisation) and
-which data (``num_items``, ``dataset_checksum``), which the seqrec stage checks before training.
+"""Item-embedding extraction: a dataset's items through an :class:`~llm2rec.embed.encoder.Encoder` into
+an item-vector file (``FILE.npy`` + ``FILE.json``, see :mod:`llm2rec.data.vectors`), which the seqrec
+stage checks before training.
 
 Under ``torchrun`` / ``accelerate launch`` each process encodes the items ``rank::world`` and writes a
 shard; process 0 merges the shards in item order and writes the final files atomically.
@@ -10,22 +8,18 @@ shard; process 0 merges the shards in item order and writes the final files atom
 
 from __future__ import annotations
 
-import io
 import logging
 import string
 from pathlib import Path
 
 import numpy as np
 
+from llm2rec.data.vectors import save_item_vectors
 from llm2rec.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "{title}"
-
-
-def metadata_path(out_path: str | Path) -> Path:
-    return Path(out_path).with_suffix(".json")
 
 
 def template_fields(template: str) -> list[str]:
@@ -52,23 +46,8 @@ def render_item_texts(items, template: str = DEFAULT_TEMPLATE) -> list[str]:
     return [template.format_map({k: "" if v is None else v for k, v in row.items()}) for row in rows]
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    from llm2rec.io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def _shard_path(out_path: Path, rank: int, world: int) -> Path:
     return out_path.with_name(f".{out_path.stem}.shard{rank}of{world}.npz")
-
-
-def _distributed_state():
-    """accelerate's PartialState when launched with several processes, else None (plain python)."""
-    from llm2rec.distributed import launched_processes, process_state
-
-    return process_state() if launched_processes() > 1 else None
 
 
 def embed_items(
@@ -86,25 +65,24 @@ def embed_items(
 ) -> Path:
     """Encode every item of ``dataset_dir`` and write ``out_path`` (.npy) plus its ``.json`` record.
 
-    ``encoder`` is an :class:`~llm2rec.encoder.Encoder` or anything :meth:`Encoder.load` accepts
+    ``encoder`` is an :class:`~llm2rec.embed.encoder.Encoder` or anything :meth:`Encoder.load` accepts
     (a model dir, ``smollm2-135m``, ``st:NAME``). Returns ``out_path``.
     """
     from llm2rec.data.dataset import Dataset
-    from llm2rec.encoder import Encoder
-    from llm2rec.io import atomic_write_json
+    from llm2rec.distributed import Processes
+    from llm2rec.embed.encoder import Encoder
 
     out_path = Path(out_path)
     if out_path.suffix != ".npy":
         raise ConfigError(f"--out {out_path} must end with .npy")
     dataset = Dataset.load(dataset_dir)
     texts = render_item_texts(dataset.items, template)
-    state = _distributed_state()
-    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
-    device = str(state.device) if state else None
+    procs = Processes()
+    rank, world = procs.rank, procs.world
 
     if isinstance(encoder, str | Path):
         encoder = Encoder.load(
-            encoder, pooling=pooling, bidirectional=bidirectional, device=device, max_length=max_length
+            encoder, pooling=pooling, bidirectional=bidirectional, device=procs.device, max_length=max_length
         )
     mine = np.arange(rank, len(texts), world)
     vectors = encoder.encode(
@@ -120,7 +98,7 @@ def embed_items(
         shard = _shard_path(out_path, rank, world)
         shard.parent.mkdir(parents=True, exist_ok=True)
         np.savez(shard, indices=mine, vectors=vectors)
-        state.wait_for_everyone()
+        procs.wait()
         merged = None
         if rank == 0:
             parts = []
@@ -130,7 +108,6 @@ def embed_items(
             merged = _merge(parts, len(texts), encoder.dim)
 
     if rank == 0:
-        _save_npy_atomic(out_path, merged)
         meta = {
             **encoder.describe(),
             "template": template,
@@ -138,13 +115,12 @@ def embed_items(
             "num_items": dataset.num_items,
             "dataset_checksum": dataset.checksum,
             "dataset": str(dataset_dir),
-            "rows": int(merged.shape[0]),
             "processes": world,
         }
-        atomic_write_json(metadata_path(out_path), meta)
+        save_item_vectors(out_path, merged, meta)
         log.info("wrote %s (%d x %d)", out_path, *merged.shape)
     if world > 1:
-        state.wait_for_everyone()
+        procs.wait()
         _shard_path(out_path, rank, world).unlink(missing_ok=True)
     return out_path
 
@@ -159,15 +135,3 @@ def _merge(parts, num_items: int, dim: int) -> np.ndarray:
     if not filled.all():
         raise RuntimeError(f"{int((~filled).sum())} item(s) missing after merging the shards")
     return out
-
-
-def load_item_embeddings(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read an embedding file and its metadata (for the seqrec stage)."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"item embeddings {path} do not exist; create them with `llm2rec embed`")
-    meta_file = metadata_path(path)
-    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
-    return np.load(path, allow_pickle=False), meta

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from llm2rec.encoder import Encoder, length_sorted_batches, resolve_sentence_transformer
+from llm2rec.embed.encoder import Encoder, length_sorted_batches, resolve_sentence_transformer
 from llm2rec.errors import ConfigError
 
 TITLES = [
@@ -93,7 +93,7 @@ def test_top_level_export_is_lazy():
     code = "import sys, llm2rec; assert 'torch' not in sys.modules; from llm2rec import Encoder; print(Encoder.__module__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "llm2rec.encoder"
+    assert done.stdout.strip() == "llm2rec.embed.encoder"
 
 
 def test_export_to_sentence_transformers_gives_the_same_vectors(model_dirs, tmp_path):

@@ -59,3 +59,14 @@ def test_bad_line_names_file_and_line(tmp_path):
     assert r.returncode == 0, r.stderr
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["dropped"]["bad_lines"]["total"] == 1
+
+
+def test_prepare_takes_set_like_every_command(tmp_path):
+    out = tmp_path / "ds"
+    r = _llm2rec("prepare", "--format", "builtin", "--num-users", 300, "--num-items", 200, "--out", out,
+                 "--set", "kcore=3", "--set", "max_history=4")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    assert settings["kcore"] == 3 and settings["max_history"] == 4
+    r = _llm2rec("prepare", "--format", "builtin", "--out", tmp_path / "x", "--set", "kcroe=3")
+    assert r.returncode == 2 and "kcroe" in r.stderr and "Traceback" not in r.stderr

@@ -1,4 +1,4 @@
-"""CLI: ``llm2rec prepare``, ``llm2rec data stats|download``, ``llm2rec export``."""
+"""``llm2rec prepare``, ``llm2rec data stats|download``, ``llm2rec export``: the data commands."""
 
 from __future__ import annotations
 
@@ -6,26 +6,14 @@ from pathlib import Path
 
 import typer
 
-FORMATS = ("amazon2023", "amazon2023-benchmark", "recbole", "d3", "generic", "builtin")
+from llm2rec.cli import options as opt
 
-
-def parse_options(pairs: list[str] | None) -> dict:
-    """``key=value`` strings → dict, values parsed as YAML scalars (``true``, ``3``, ``user_id``)."""
-    import yaml
-
-    from llm2rec.errors import ConfigError
-
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"expected key=value, got {pair!r}")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    return out
+# Listed here, not imported from llm2rec.data.sources, so that `llm2rec --help` stays light.
+FORMAT_LIST = "amazon2023, amazon2023-benchmark, recbole, d3, generic, builtin"
 
 
 def prepare(
-    fmt: str = typer.Option(..., "--format", "-f", help=f"Input format: {', '.join(FORMATS)}."),
+    fmt: str = typer.Option(..., "--format", "-f", help=f"Input format: {FORMAT_LIST}."),
     inputs: list[Path] = typer.Option(
         None, "--input", "-i", help="Input file(s) or folder(s); several may follow."
     ),
@@ -44,55 +32,27 @@ def prepare(
     keep_duplicates: bool = typer.Option(
         False, help="Keep repeated (user, item) events (default: keep only the earliest)."
     ),
-    option: list[str] = typer.Option(None, "--option", help="Reader option key=value (repeatable)."),
+    option: list[str] = typer.Option(None, "--option", help="Reader option KEY=VALUE (repeatable)."),
+    set_: list[str] = opt.assignments("Any dataset setting, e.g. --set kcore=3 --set options.user_col=uid."),
     num_users: int = typer.Option(3000, help="builtin only: number of synthetic users."),
     num_items: int = typer.Option(1500, help="builtin only: number of synthetic items."),
     seed: int = typer.Option(0, help="builtin only: generator seed."),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
 ) -> None:
     """Prepare interaction logs with the sequential-recommendation protocol."""
-    from llm2rec.data.protocol import ProtocolSettings
-    from llm2rec.data.protocol import prepare as run_prepare
+    from llm2rec.config import apply_override, dataset_spec, parse_assignments
+    from llm2rec.data.protocol import prepare_from_spec
 
-    settings = ProtocolSettings(
-        kcore, max_history, split, tuple(cutoffs), min_rating, dedup=not keep_duplicates
-    )
-    settings.validate()
-    paths = [*(inputs or []), *(more_inputs or [])]
-    raw = load_raw(
-        fmt,
-        paths,
-        skip_bad_lines,
-        parse_options(option),
-        split == "shipped",
-        num_users=num_users,
-        num_items=num_items,
-        seed=seed,
-    )
-    dataset = run_prepare(raw, out, settings, overwrite=overwrite)
-    print_stats(dataset)
+    spec = {"dataset": dataset_spec(
+        format=fmt, input=[str(p) for p in [*(inputs or []), *(more_inputs or [])]], kcore=kcore,
+        max_history=max_history, split=split, cutoffs=list(cutoffs), min_rating=min_rating,
+        skip_bad_lines=skip_bad_lines, keep_duplicates=keep_duplicates, options=parse_assignments(option),
+        num_users=num_users, num_items=num_items, seed=seed,
+    )}  # fmt: skip
+    for pair in set_ or []:
+        apply_override(spec, f"dataset.{pair}")
+    print_stats(prepare_from_spec(dataset_spec(**spec["dataset"]), out, overwrite=overwrite))
     typer.echo(f"prepared dataset written to {out}")
-
-
-def load_raw(fmt, paths, skip_bad_lines, options, shipped, *, num_users=3000, num_items=1500, seed=0):
-    from llm2rec.errors import ConfigError
-
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt == "builtin":
-        from llm2rec.data.synthetic import generate
-
-        return generate(num_users=num_users, num_items=num_items, seed=seed)
-    if not paths:
-        raise ConfigError("--input is required for this format")
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"input not found: {p}")
-    from llm2rec.data.sources import read_source
-
-    if shipped:
-        options.setdefault("use_shipped_split", True)
-    return read_source(fmt, paths, skip_bad_lines=skip_bad_lines, **options)
 
 
 def print_stats(dataset) -> None:

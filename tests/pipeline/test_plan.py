@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from llm2rec import pipeline as pl
 from llm2rec.config import load_config
+from llm2rec.pipeline import Pipeline, run_pipeline
+from llm2rec.pipeline import actions as pl
 
 
 @pytest.fixture
@@ -36,14 +37,14 @@ def recorder(monkeypatch):
                     json.dumps({"source": {"format": "x"}, "counts": counts})
                 )
 
-    for name in ("_run_prepare", "_run_training", "_run_embed", "_run_seqrec"):
+    for name in ("run_prepare", "run_training", "run_embed", "run_seqrec"):
         monkeypatch.setattr(pl, name, fake)
-    monkeypatch.setattr("llm2rec.report.write_report", lambda run_dir: None)
+    monkeypatch.setattr("llm2rec.pipeline.report.write_report", lambda run_dir: None)
     return calls
 
 
 def _plan(cfg, tmp_path, force=None):
-    return pl.Pipeline(cfg, tmp_path / "run", force)
+    return Pipeline(cfg, tmp_path / "run", force)
 
 
 def test_plan_includes_only_needed_training_stages(tmp_path, recorder):
@@ -113,15 +114,15 @@ def test_force_reruns_stage_and_dependents(tmp_path, recorder):
 
 def test_interrupted_stage_resumes(tmp_path, recorder, monkeypatch):
     cfg = load_config(None, ["encoders=[csft]"])
-    original = pl._run_training
+    original = pl.run_training
 
     def crash(pipe, stage, resume):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pl, "_run_training", crash)
+    monkeypatch.setattr(pl, "run_training", crash)
     with pytest.raises(KeyboardInterrupt):
         _plan(cfg, tmp_path).run()
-    monkeypatch.setattr(pl, "_run_training", original)
+    monkeypatch.setattr(pl, "run_training", original)
     recorder.clear()
     _plan(cfg, tmp_path).run()
     assert recorder[0] == ("csft", True)  # resumed, not restarted
@@ -138,8 +139,8 @@ def test_unknown_force_is_refused(tmp_path):
 def test_parallel_seqrec_workers_match_sequential(tmp_path):
     overrides = ["dataset.num_users=150", "dataset.num_items=100", "encoders=[id]", "seqrec.models=[sasrec, gru4rec]",
                  "seqrec.seeds=[3]", "seqrec.options={epochs: 2}"]  # fmt: skip
-    seq = pl.run_pipeline(load_config(None, overrides), tmp_path / "seq")
-    par = pl.run_pipeline(load_config(None, [*overrides, "seqrec.workers=2"]), tmp_path / "par")
+    seq = run_pipeline(load_config(None, overrides), tmp_path / "seq")
+    par = run_pipeline(load_config(None, [*overrides, "seqrec.workers=2"]), tmp_path / "par")
     assert [e["metrics"]["recall@10"]["mean"] for e in seq["entries"]] == pytest.approx(
         [e["metrics"]["recall@10"]["mean"] for e in par["entries"]]
     )

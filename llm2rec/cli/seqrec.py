@@ -7,15 +7,15 @@ from pathlib import Path
 
 import typer
 
+from llm2rec.cli import options as opt
+
 
 def register(app: typer.Typer) -> None:
     app.command("seqrec")(seqrec)
 
 
 def seqrec(
-    dataset: Path = typer.Option(
-        ..., "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."
-    ),
+    dataset: Path = opt.dataset_dir(),
     model: str = typer.Option(
         "sasrec",
         "--model",
@@ -61,6 +61,9 @@ def seqrec(
         False, "--resume", help="Reuse seeds already finished in OUT with the same settings; train the rest."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    set_: list[str] = opt.assignments(
+        "Any seqrec setting, e.g. --set eval_batch_size=512 (wins over flags)."
+    ),
 ) -> None:
     """Train and evaluate a sequential recommender with exact full ranking; writes OUT/results.json."""
     import torch
@@ -77,14 +80,7 @@ def seqrec(
     except ValueError as exc:
         raise ConfigError(f"--ks must be comma-separated integers, not {ks!r}") from exc
     logging.getLogger("llm2rec").setLevel(logging.INFO)
-    results = run_seqrec(
-        dataset,
-        model=model,
-        embeddings=embeddings,
-        seeds=tuple(seeds),
-        out_dir=out,
-        overwrite=overwrite,
-        resume=resume,
+    flags = dict(
         item_repr=item_repr,
         adapter=adapter,
         finetune_vectors=finetune_vectors,
@@ -107,6 +103,8 @@ def seqrec(
         device=device,
         progress=not quiet,
     )
+    results = run_seqrec(dataset, model=model, embeddings=embeddings, seeds=tuple(seeds), out_dir=out,
+                         overwrite=overwrite, resume=resume, **opt.overrides(set_, **flags))  # fmt: skip
     keys = [f"{name}@{k}" for k in cutoffs for name in ("recall", "ndcg")]
     typer.echo(markdown_table({results["model"]: results["metrics"]}, keys))
     typer.echo(f"results written to {out}")

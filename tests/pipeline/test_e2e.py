@@ -19,7 +19,7 @@ CONFIG = {
     "dataset": {"format": "builtin", "num_users": 200, "num_items": 100},
     "preset": "cpu",
     # micro-batches of half the effective batch: the same settings also run as two processes
-    "csft": {"max_steps": 40, "save_every": 2, "eval_every": 20, "micro_batch": 2, "effective_batch": 4,
+    "csft": {"max_steps": 40, "save_every": 2, "eval_every": 20, "micro_batch": 2, "batch_size": 4,
              "warmup_steps": 2, "generation_samples": 0, "eval_samples": 16, "progress": False},
     "mntp": {"max_steps": 2, "micro_batch": 8, "progress": False},
     "contrastive": {"max_steps": 2, "batch_size": 8, "micro_batch": 4, "progress": False},

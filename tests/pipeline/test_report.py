@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from llm2rec.report import results_table, write_report
+from llm2rec.pipeline.report import results_table, write_report
 
 
 def _entry(encoder, r10, seeds=2):

@@ -1,0 +1,141 @@
+"""``llm2rec csft``, ``llm2rec mntp``, ``llm2rec contrastive``: the three LLM stages, one at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llm2rec.cli import options as opt
+
+
+def csft(
+    dataset: Path = opt.dataset_dir(),
+    model: str = typer.Option(
+        "smollm2-135m",
+        "--model",
+        help="smollm2-135m, a Hugging Face hub id, a model directory or a .gguf file.",
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory: a plain Hugging Face model + tokenizer."),
+    max_steps: int = opt.max_steps(),
+    preset: str = opt.preset(),
+    lr: float = opt.lr(),
+    batch_size: int = opt.batch_size(),
+    micro_batch: int = opt.micro_batch(),
+    resume: bool = opt.resume(),
+    set_: list[str] = opt.assignments(
+        "Any CSFT setting, e.g. --set lr=1e-4 --set lora=true --set lora.r=16."
+    ),
+    legacy: list[str] = typer.Argument(None, hidden=True),  # KEY=VALUE without --set (deprecated)
+) -> None:
+    """Collaborative supervised fine-tuning: learn to generate the next item's title from the history."""
+    from llm2rec.train.csft import run_csft
+
+    settings = opt.overrides(
+        [*_legacy(legacy), *(set_ or [])], **_loop_flags(max_steps, lr, batch_size, micro_batch)
+    )
+    result = run_csft(dataset, model, out, preset=preset, resume=resume, **settings)
+    _report_csft(result)
+
+
+def mntp(
+    model: str = typer.Option(..., "--model", help="CSFT output dir, model dir, smollm2-135m or a hub id."),
+    dataset: Path = opt.dataset_dir(),
+    out: Path = typer.Option(..., "--out", help="Output model directory (training state in OUT.work)."),
+    max_steps: int = opt.max_steps(),
+    preset: str = opt.preset(),
+    lr: float = opt.lr(),
+    batch_size: int = opt.batch_size(),
+    micro_batch: int = opt.micro_batch(),
+    mask_token: str = typer.Option(None, help='Mask token when the tokenizer has none (default "_").'),
+    resume: bool = opt.resume(),
+    set_: list[str] = opt.assignments("Any MNTP setting, e.g. --set lr=1e-4 --set batch_size=64."),
+) -> None:
+    """Masked next-token prediction on item titles with bidirectional attention."""
+    from llm2rec.train.mntp import run_mntp
+
+    settings = opt.overrides(
+        set_, **_loop_flags(max_steps, lr, batch_size, micro_batch), mask_token=mask_token
+    )
+    _report(run_mntp(model, dataset, out, preset=preset, resume=resume, **settings), "MNTP model")
+
+
+def contrastive(
+    model: str = typer.Option(..., "--model", help="MNTP output dir (or any model dir)."),
+    dataset: Path = opt.dataset_dir(),
+    out: Path = typer.Option(..., "--out", help="Output encoder directory (training state in OUT.work)."),
+    max_steps: int = opt.max_steps(),
+    preset: str = opt.preset(),
+    lr: float = opt.lr(),
+    batch_size: int = opt.batch_size(),
+    micro_batch: int = opt.micro_batch(),
+    temperature: float = typer.Option(None, help="InfoNCE temperature (paper 0.2, official code 0.1)."),
+    symmetric: bool = typer.Option(None, "--symmetric/--one-way", help="Symmetric InfoNCE."),
+    resume: bool = opt.resume(),
+    set_: list[str] = opt.assignments("Any contrastive setting, e.g. --set lr=1e-4 --set batch_size=64."),
+) -> None:
+    """Item-level contrastive learning (two dropout views of each title, InfoNCE)."""
+    from llm2rec.train.contrastive import run_contrastive
+
+    loop = _loop_flags(max_steps, lr, batch_size, micro_batch)
+    settings = opt.overrides(set_, **loop, temperature=temperature, symmetric=symmetric)
+    _report(run_contrastive(model, dataset, out, preset=preset, resume=resume, **settings), "encoder")
+
+
+def _loop_flags(max_steps, lr, batch_size, micro_batch) -> dict:
+    return {"max_steps": max_steps, "lr": lr, "batch_size": batch_size, "micro_batch": micro_batch}
+
+
+def _legacy(pairs: list[str] | None) -> list[str]:
+    if pairs:
+        typer.secho("note: KEY=VALUE without --set is deprecated; write --set KEY=VALUE", err=True)
+    return list(pairs or [])
+
+
+def _report_csft(out_dir: Path) -> None:
+    from llm2rec.train.outputs import read_record
+
+    record = read_record(out_dir, "csft")
+    before, after = record.get("generation_before") or {}, record.get("generation_after") or {}
+    if record.get("eval_loss_before") is not None:
+        typer.echo(
+            f"validation loss {record['eval_loss_before']:.4f} → {record['eval_loss_best']:.4f} "
+            f"(chosen: {record['chosen']}, step {record['best_step']})"
+        )
+    if before and after:
+        changes = ", ".join(
+            f"{key.replace('_', ' ')} {before[key]:.3f} → {after[key]:.3f}"
+            for key in ("exact_match", "in_catalogue", "token_f1", "grounded_hit", "ended")
+            if key in before and key in after
+        )
+        typer.echo(f"generation sanity ({after['samples']} validation pairs): {changes}")
+    typer.echo(f"CSFT model written to {out_dir}")
+
+
+def _report(out_dir: Path, what: str) -> None:
+    from llm2rec.distributed import is_main_process
+    from llm2rec.train.outputs import read_metrics
+
+    if not is_main_process():  # one report under torchrun
+        return
+    history = read_metrics(out_dir)
+    evals = [e for e in history if e.get("split") == "eval"]
+    trains = [e for e in history if e.get("split") == "train"]
+    if trains:
+        first, last = trains[0], trains[-1]
+        typer.echo(
+            f"train loss {first['loss']:.4f} (step {first['step']}) → {last['loss']:.4f} (step {last['step']})"
+        )
+    if evals:
+        first, best = evals[0], min(evals, key=lambda e: e["loss"])
+        typer.echo(
+            f"held-out loss {first['loss']:.4f} (step {first['step']}) → {best['loss']:.4f} (step {best['step']}), "
+            f"masked-token accuracy {first.get('accuracy', float('nan')):.3f} → {best.get('accuracy', float('nan')):.3f}"
+        )
+    typer.echo(f"{what} written to {out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("csft")(csft)
+    app.command("mntp")(mntp)
+    app.command("contrastive")(contrastive)

@@ -1,0 +1,71 @@
+"""What each kind of stage does when it runs: ``action(pipeline, stage, resume)``.
+
+The planner (:mod:`llm2rec.pipeline.plan`) attaches one of these to every stage; the runner calls it.
+Each action only translates the run config into the call of the library function that does the work.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def run_prepare(pipe, stage, resume: bool) -> None:
+    from llm2rec.data.protocol import prepare_from_spec
+
+    prepare_from_spec(pipe.cfg["dataset"], stage.output, overwrite=True)
+
+
+def run_training(pipe, stage, resume: bool) -> None:
+    """One LLM stage, with the settings object the planner built (and fingerprinted) for it."""
+    from llm2rec.train import TRAINING_STAGES, training_stage_module
+    from llm2rec.train.stage import run_stage
+
+    i = TRAINING_STAGES.index(stage.name)
+    source = pipe.model_dir(TRAINING_STAGES[i - 1] if i else "backbone")
+    run_stage(training_stage_module(stage.name).STAGE, source, pipe.layout.dataset, stage.output,
+              stage.extra["config"], preset=pipe.cfg["preset"], resume=resume)  # fmt: skip
+
+
+def run_embed(pipe, stage, resume: bool) -> None:
+    from llm2rec.embed.extract import embed_items
+    from llm2rec.embed.registry import SENTENCE_TRANSFORMERS, encoder_spec
+
+    spec = encoder_spec(stage.extra["encoder"])
+    e = pipe.cfg["embed"]
+    common = {"template": e["template"], "normalize": e["normalize"], "batch_size": e["batch_size"]}
+    if spec.source == SENTENCE_TRANSFORMERS:
+        embed_items(spec.model, pipe.layout.dataset, stage.output, **common)
+        return
+    embed_items(pipe.model_dir(spec.source), pipe.layout.dataset, stage.output,
+                pooling=spec.pooling, bidirectional=spec.bidirectional, **common)  # fmt: skip
+
+
+def run_seqrec(pipe, stage, resume: bool) -> None:
+    seqrec_job(*seqrec_args(pipe, stage), threads=None)
+
+
+def seqrec_args(pipe, stage) -> tuple:
+    """The arguments of :func:`seqrec_job` for a recommender stage (plain values: they cross processes)."""
+    s = pipe.cfg["seqrec"]
+    return (
+        pipe.layout.dataset,
+        stage.extra["model"],
+        pipe.embeddings_path(stage.extra["encoder"]),
+        s["seeds"],
+        stage.output,
+        s["options"],
+    )
+
+
+def seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: int | None = 1) -> float:
+    """One encoder × recommender run; module-level so a process pool can call it. Returns seconds."""
+    import torch
+
+    from llm2rec.seqrec import run_seqrec
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, resume=True,
+               **{"progress": False, **options})  # fmt: skip
+    return time.perf_counter() - t0

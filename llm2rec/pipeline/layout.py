@@ -1,0 +1,42 @@
+"""Where everything lives in a run directory: the one place that knows its layout.
+
+::
+
+    RUN/config.json             the resolved run config
+    RUN/pipeline.json           stage records (fingerprints, status, wall time)
+    RUN/input_hashes.json       sha256 of the input files, cached by path, size and mtime
+    RUN/dataset/                the prepared dataset
+    RUN/csft/ mntp/ contrastive/   the plain HF model each training stage hands on
+    RUN/<stage>.work/           its checkpoints and training state while it runs
+    RUN/embeddings/<encoder>.npy (+ .json)
+    RUN/seqrec/<encoder>-<model>/   the seqrec results dir of one encoder × recommender
+    RUN/results.json  report.md  report.html  plots/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RunLayout:
+    """The paths of one run directory (``root``)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.json"
+        self.state = self.root / "pipeline.json"
+        self.input_hashes = self.root / "input_hashes.json"
+        self.dataset = self.root / "dataset"
+        self.results = self.root / "results.json"
+        self.report_md = self.root / "report.md"
+        self.report_html = self.root / "report.html"
+        self.plots = self.root / "plots"
+
+    def training(self, stage: str) -> Path:
+        return self.root / stage
+
+    def embeddings(self, encoder: str) -> Path:
+        return self.root / "embeddings" / f"{encoder}.npy"
+
+    def seqrec(self, encoder: str, model: str) -> Path:
+        return self.root / "seqrec" / f"{encoder}-{model}"

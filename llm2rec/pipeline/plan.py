@@ -1,0 +1,148 @@
+"""Planning a run: the stages a config needs, in order, each with its settings and fingerprint.
+
+A stage's *fingerprint* is a hash of its own settings and of its upstream stages' fingerprints. The
+dataset stage also hashes its input files' contents; a training stage hashes its settings object (its
+preset resolved with the run's overrides, less display-only settings), which is built here once and
+handed to the stage when it runs, so editing a preset in code re-runs it and what it feeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm2rec.embed.registry import encoder_spec
+from llm2rec.io import atomic_write_json, sha256_file
+from llm2rec.pipeline import actions
+from llm2rec.pipeline.layout import RunLayout
+from llm2rec.train import TRAINING_STAGES, training_stage_module
+from llm2rec.train.config import identity
+
+DATASET, TRAINING, EMBED, SEQREC = "dataset", "training", "embed", "seqrec"
+
+
+@dataclass
+class Stage:
+    name: str
+    kind: str  # dataset | training | embed | seqrec
+    deps: list[str]
+    settings: dict
+    output: Path
+    action: Callable  # (pipeline, stage, resume) -> None
+    fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+    # Under torchrun / accelerate launch: run by every process (training, embedding), else by the main one.
+    every_process: bool = False
+
+
+def fingerprint(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
+    """Every stage ``cfg`` needs, in a valid order. Cheap encoders come first, each followed by its
+    recommenders, so their results (and, with seqrec.workers > 1, their seqrec jobs) do not wait for the
+    LLM training stages."""
+    stages: dict[str, Stage] = {}
+
+    def add(stage: Stage) -> None:
+        upstream = [stages[d].fingerprint for d in stage.deps]
+        stage.fingerprint = fingerprint({"name": stage.name, "settings": stage.settings, "deps": upstream})
+        stages[stage.name] = stage
+
+    inputs = input_signature(cfg["dataset"]["input"], layout.input_hashes)
+    add(
+        Stage(DATASET, DATASET, [], {**cfg["dataset"], "inputs": inputs}, layout.dataset, actions.run_prepare)
+    )
+    encoders = sorted(cfg["encoders"], key=_depth)
+    for enc in encoders:
+        trained_by = encoder_spec(enc).trained_by
+        chain = TRAINING_STAGES[: TRAINING_STAGES.index(trained_by) + 1] if trained_by else ()
+        for name in chain:
+            if name not in stages:
+                add(_training_stage(name, cfg, layout))
+        if enc != "id":
+            add(_embed_stage(enc, cfg, layout))
+        for model in cfg["seqrec"]["models"]:
+            if _pairs_with(model, enc, first=enc == encoders[0]):
+                add(_seqrec_stage(enc, model, cfg, layout))
+    return stages
+
+
+def _depth(encoder: str) -> int:
+    """How far down the training chain an encoder's vectors come from (id first, then off-the-shelf)."""
+    spec = encoder_spec(encoder)
+    if spec.trained_by is None:
+        return -2 if spec.name == "id" else -1
+    return TRAINING_STAGES.index(spec.trained_by)
+
+
+def _training_stage(name: str, cfg: dict, layout: RunLayout) -> Stage:
+    i = TRAINING_STAGES.index(name)
+    deps = [DATASET] + ([TRAINING_STAGES[i - 1]] if i else [])
+    # Built once: fingerprinted here, handed to the stage when it runs. The resolved settings, not the
+    # preset's name: editing a preset re-runs the stages it feeds.
+    config = training_stage_module(name).build_config(cfg["preset"], **cfg[name])
+    settings = {"config": identity(config)}
+    if name == "csft":
+        settings["model"] = cfg["model"]
+    return Stage(name, TRAINING, deps, settings, layout.training(name), actions.run_training,
+                 extra={"config": config}, every_process=True)  # fmt: skip
+
+
+def _embed_stage(enc: str, cfg: dict, layout: RunLayout) -> Stage:
+    spec = encoder_spec(enc)
+    settings = {
+        "encoder": enc,
+        "embed": cfg["embed"],
+        "model": cfg["model"] if spec.source == "backbone" else None,
+    }
+    deps = [DATASET] + ([spec.trained_by] if spec.trained_by else [])
+    return Stage(f"embed:{enc}", EMBED, deps, settings, layout.embeddings(enc), actions.run_embed,
+                 extra={"encoder": enc}, every_process=True)  # fmt: skip
+
+
+def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout) -> Stage:
+    deps = [DATASET] + ([] if enc == "id" else [f"embed:{enc}"])
+    s = cfg["seqrec"]
+    settings = {"model": model, "seeds": s["seeds"], "options": s["options"]}
+    return Stage(f"seqrec:{enc}:{model}", SEQREC, deps, settings, layout.seqrec(enc, model), actions.run_seqrec,
+                 extra={"encoder": enc, "model": model})  # fmt: skip
+
+
+def _pairs_with(model: str, encoder: str, first: bool) -> bool:
+    """Whether recommender ``model`` runs on ``encoder``'s vectors: knn needs vectors (not id); pop and
+    random ignore them, so they run once, with the first encoder."""
+    from llm2rec.seqrec.baselines import BASELINES, NEEDS_VECTORS
+
+    if model in NEEDS_VECTORS:
+        return encoder != "id"
+    return first or model not in BASELINES
+
+
+def input_signature(inputs: list, cache_path: Path) -> list:
+    """Content identity of the input files: relative name, size and sha256.
+
+    Content, not mtime: a copied or re-mounted data directory must not invalidate a day of training. The
+    hashes are cached in ``cache_path`` by (path, size, mtime), so unchanged inputs are hashed once.
+    """
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    sig, fresh = [], {}
+    for raw in inputs:
+        root = Path(raw)
+        files = sorted(q for q in root.rglob("*") if q.is_file()) if root.is_dir() else [root]
+        for q in (f for f in files if f.exists()):
+            stat = q.stat()
+            key = f"{q.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+            fresh[key] = cache.get(key) or sha256_file(q)
+            name = q.relative_to(root).as_posix() if root.is_dir() else q.name
+            sig.append([name, stat.st_size, fresh[key]])
+    if fresh != cache and cache_path.parent.is_dir():
+        atomic_write_json(cache_path, fresh)
+    return sig

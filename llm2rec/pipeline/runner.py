@@ -1,0 +1,217 @@
+"""Running a planned pipeline: skip what is up to date, resume what was interrupted, redo what changed.
+
+``RUN/pipeline.json`` records, per stage, the fingerprint it last started and whether it finished. On a
+re-run a stage is
+
+* skipped when it finished with the same fingerprint (nothing it depends on changed);
+* resumed when it started with the same fingerprint but did not finish — the training stages pick up
+  from their last checkpoint (their ``resume``), the others simply run again;
+* started afresh (its old output removed) when its fingerprint changed or ``--force`` names it or a
+  stage upstream of it. A recommender stage whose seeds changed keeps the seeds it already finished
+  with the same settings and vectors and trains only the new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from llm2rec.errors import ConfigError
+from llm2rec.io import atomic_write_json, work_dir_for
+from llm2rec.pipeline import actions
+from llm2rec.pipeline.layout import RunLayout
+from llm2rec.pipeline.plan import SEQREC, Stage, plan_stages
+
+log = logging.getLogger(__name__)
+
+# Waits at a barrier can be long: every process waits there while the main one prepares the dataset.
+BARRIER_TIMEOUT = timedelta(hours=6)
+
+
+class Pipeline:
+    def __init__(self, cfg: dict, run_dir: str | Path, force: list[str] | None = None):
+        self.cfg = cfg
+        self.layout = RunLayout(Path(run_dir))
+        self.run_dir = self.layout.root
+        self.force = set(force or [])
+        self.stages = plan_stages(cfg, self.layout)
+        unknown = self.force - set(self.stages) - {"embed", "seqrec"}
+        if unknown:
+            raise ConfigError(
+                f"--force: unknown stage(s) {sorted(unknown)}; stages: {', '.join(self.stages)}"
+            )
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def load_state(self) -> dict:
+        if self.layout.state.is_file():
+            return json.loads(self.layout.state.read_text(encoding="utf-8"))
+        return {}
+
+    def _save_state(self, state: dict) -> None:
+        atomic_write_json(self.layout.state, state)
+
+    def _forced(self, stage: Stage) -> bool:
+        family = stage.name.split(":")[0]
+        if stage.name in self.force or family in self.force:
+            return True
+        return any(self._forced(self.stages[d]) for d in stage.deps)
+
+    # ---------------------------------------------------------------------------------------- running
+
+    def run(self) -> dict | None:
+        """Run every stage that is not up to date; returns the results (None on processes other than the
+        main one when launched with several: they train and embed, the main process does the rest)."""
+        from llm2rec.distributed import Processes
+
+        procs = Processes(BARRIER_TIMEOUT)
+        if procs.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.layout.config, self.cfg)
+        procs.wait()
+        state = self.load_state()
+        stages = self._recommenders_last() if procs.many else list(self.stages.values())
+        workers = int(self.cfg["seqrec"].get("workers", 1))
+        # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
+        # while the main process goes on with the next (training) stages.
+        pool = _process_pool(workers) if workers > 1 and procs.main else None
+        if pool is not None and not procs.many:
+            _leave_cores_for(workers)
+        try:
+            finished_all = self._run_stages(stages, state, procs, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        self.force.clear()  # forcing applies to one run only
+        if not finished_all or not procs.main:
+            return None
+        from llm2rec.pipeline.report import write_report
+        from llm2rec.pipeline.results import collect_results
+
+        results = collect_results(self)
+        write_report(self.run_dir)
+        return results
+
+    def _run_stages(self, stages: list[Stage], state: dict, procs, pool) -> bool:
+        """Run ``stages`` in order; False when this process leaves early (the recommenders are the main
+        process's)."""
+        futures = {}
+        for stage in stages:
+            if procs.many and not procs.main and stage.kind == SEQREC:
+                return False
+            resume = self._needs_run(stage, state, remove=procs.main)
+            if resume is None:
+                continue
+            self._start(stage, state, resume, save=procs.main)
+            if pool is not None and stage.kind == SEQREC:
+                futures[pool.submit(actions.seqrec_job, *actions.seqrec_args(self, stage))] = stage
+                continue
+            t0 = time.perf_counter()
+            if procs.main or stage.every_process:
+                stage.action(self, stage, resume)
+            if stage.kind != SEQREC:  # (the others have left before the recommenders)
+                procs.wait()
+            self._finish(stage, state, time.perf_counter() - t0, save=procs.main)
+            # Record jobs that finished meanwhile, so an interruption does not re-run them.
+            for future in [f for f in futures if f.done()]:
+                self._finish(futures.pop(future), state, future.result())
+        for future in _as_completed(futures):
+            self._finish(futures[future], state, future.result())
+        return True
+
+    def _recommenders_last(self) -> list[Stage]:
+        """The stages with every recommender moved to the end (still a valid order: nothing depends on a
+        recommender). Launched with several processes, the main one trains the recommenders alone after
+        the others have left, so no process waits at a barrier for hours."""
+        stages = list(self.stages.values())
+        return [s for s in stages if s.kind != SEQREC] + [s for s in stages if s.kind == SEQREC]
+
+    def _needs_run(self, stage: Stage, state: dict, remove: bool = True) -> bool | None:
+        """None: up to date; otherwise whether to resume (True) or start afresh (False), in which case the
+        old output is removed (by the main process only when launched with several)."""
+        record = state.get(stage.name, {})
+        same = record.get("fingerprint") == stage.fingerprint and not self._forced(stage)
+        if same and record.get("status") == "done" and stage.output.exists():
+            log.info("stage %s: up to date, skipped", stage.name)
+            return None
+        resume = same and record.get("status") == "started"
+        # A recommender job keeps its output: run_seqrec(resume=True) reuses the seeds whose settings,
+        # data and vectors are unchanged (adding a seed trains one more), unless the stage is forced.
+        if remove and not resume and (stage.kind != SEQREC or self._forced(stage)):
+            _remove(stage.output)
+        return resume
+
+    def _start(self, stage: Stage, state: dict, resume: bool, save: bool = True) -> None:
+        log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
+        previous = state.get(stage.name, {}).get("wall_seconds_before", 0.0) if resume else 0.0
+        state[stage.name] = {"fingerprint": stage.fingerprint, "status": "started", "started": time.time(),
+                             "wall_seconds_before": previous}  # fmt: skip
+        if save:
+            self._save_state(state)
+
+    def _finish(self, stage: Stage, state: dict, seconds: float, save: bool = True) -> None:
+        record = state[stage.name]
+        wall = seconds + record.pop("wall_seconds_before", 0.0)
+        record.update(status="done", wall_seconds=round(wall, 2), finished=time.time())
+        if save:
+            self._save_state(state)
+
+    # ------------------------------------------------------------------------------------- hand-offs
+
+    def model_dir(self, source: str) -> str:
+        """The model a training stage hands on (its chosen checkpoint), or the backbone."""
+        if source == "backbone":
+            return self.cfg["model"]
+        from llm2rec.llm.backbone import resolve_model_dir
+
+        return resolve_model_dir(self.stages[source].output)
+
+    def embeddings_path(self, encoder: str) -> Path | None:
+        return None if encoder == "id" else self.stages[f"embed:{encoder}"].output
+
+
+def _remove(path: Path) -> None:
+    """Remove a stage's output and its side files (training stages keep checkpoints in ``<out>.work``)."""
+    from llm2rec.data.vectors import metadata_path
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    shutil.rmtree(work_dir_for(path), ignore_errors=True)
+    if path.suffix == ".npy":
+        metadata_path(path).unlink(missing_ok=True)
+
+
+def _process_pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _leave_cores_for(workers: int) -> None:
+    """Keep the main process's torch threads to the cores the pool's one-thread workers leave free:
+    oversubscribed cores made training several times slower on a 2-core machine."""
+    import torch
+
+    spare = max(1, (os.cpu_count() or 1) - workers)
+    if torch.get_num_threads() > spare:
+        log.info("using %d torch thread(s) in the main process beside %d seqrec worker(s)", spare, workers)
+        torch.set_num_threads(spare)
+
+
+def _as_completed(futures: dict):
+    from concurrent.futures import as_completed
+
+    return as_completed(futures) if futures else []
+
+
+def run_pipeline(cfg: dict, run_dir: str | Path, force: list[str] | None = None) -> dict | None:
+    """Plan and run the pipeline ``cfg`` describes in ``run_dir``; see :mod:`llm2rec.pipeline`."""
+    return Pipeline(cfg, run_dir, force).run()

@@ -1,0 +1,111 @@
+"""Settings of the LLM stages: the training loop's, the fields every stage shares, presets and identity.
+
+:class:`LoopConfig` is what the training loop reads. :class:`StageConfig` extends it with what every LLM
+stage (CSFT, MNTP, contrastive) shares; each stage's config subclasses it, declares its own fields, and
+restates only the defaults where the paper's value differs. Each stage keeps a ``PRESETS`` dict beside
+its config; :func:`build_config` is the one way to combine them, and :func:`identity` is what the pipeline
+hashes to decide whether a finished stage is still valid (so editing a preset in code re-runs the stages
+it feeds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from llm2rec.errors import ConfigError
+
+# Settings that change how a run is shown or where its checkpoints go, never the model it produces.
+COSMETIC = frozenset({"progress", "report_to", "log_every", "save_every", "keep_checkpoints", "keep_work"})
+# Old spellings still accepted in overrides (one release), with the field they now set.
+RENAMED = {"effective_batch": "batch_size"}
+
+
+@dataclass
+class LoopConfig:
+    """Settings of :func:`~llm2rec.train.loop.train_loop`. ``batch_size`` counts examples per optimizer
+    step over all processes (the effective batch); it must be a multiple of ``micro_batch`` × processes."""
+
+    max_steps: int
+    batch_size: int
+    micro_batch: int
+    lr: float
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    eval_every: int | None = None
+    eval_at_start: bool = True  # the paper evaluates once before training; gives the "before" number
+    save_every: int | None = None
+    keep_checkpoints: int = 1
+    log_every: int = 10
+    seed: int = 0
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 on a GPU that has it, else no)
+    keep: str = "best"  # which model directory is handed on: best (lowest eval loss) or last
+    length_grouped: bool = False
+    group_size: int = 16  # global batches per length-sorted chunk when length_grouped
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    num_workers: int = 0
+    peak_tflops: float | None = None  # per device, for MFU; guessed for known GPUs and for CPUs
+    report_to: str | None = None  # e.g. "tensorboard" (needs the tensorboard package)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.micro_batch < 1 or self.batch_size < self.micro_batch:
+            raise ConfigError(
+                f"need 1 <= micro_batch <= batch_size, got {self.micro_batch} and {self.batch_size}"
+            )
+        if self.keep not in ("best", "last"):
+            raise ConfigError(f"keep must be 'best' or 'last', got {self.keep!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
+            raise ConfigError(f"mixed_precision must be no, bf16, fp16 or auto, got {self.mixed_precision!r}")
+        self.adam_betas = tuple(self.adam_betas)
+
+    def accumulation_steps(self, num_processes: int) -> int:
+        per_step = self.micro_batch * num_processes
+        if self.batch_size % per_step:
+            raise ConfigError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch {self.micro_batch}"
+                f" × {num_processes} process(es)"
+            )
+        return self.batch_size // per_step
+
+
+@dataclass
+class StageConfig(LoopConfig):
+    """The loop's settings plus what every LLM stage shares. Subclasses give ``max_steps``,
+    ``batch_size``, ``micro_batch`` and ``lr`` their paper defaults."""
+
+    mixed_precision: str = "auto"  # bf16 autocast with fp32 master weights on a GPU, fp32 on CPU
+    max_length: int = 512  # tokens per example; longer inputs are truncated
+    attn_implementation: str = "sdpa"
+    gradient_checkpointing: bool = False
+    keep_work: bool = False  # keep <out>.work (checkpoints, best and last) after publishing
+
+
+def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
+    """``cls`` with the preset's values, then every non-None override.
+
+    Dotted or dashed keys (``lora.r``, ``max-steps``) name the field with underscores; unknown keys are errors.
+    """
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
+    values = dict(presets[preset])
+    for key, value in overrides.items():
+        if value is not None:
+            key = key.replace(".", "_").replace("-", "_")
+            values[RENAMED.get(key, key)] = value
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(cls.__dataclass_fields__)}"
+        )
+    return cls(**values)
+
+
+def identity(config) -> dict:
+    """The settings that decide what a stage produces: every field but the cosmetic ones."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in COSMETIC}

@@ -1,0 +1,140 @@
+"""The skeleton every LLM stage (CSFT, MNTP, contrastive) runs, written once.
+
+A stage is a :class:`Stage`: its name, and two functions. ``build`` gets the :class:`StageInputs`
+(settings, the model to start from, the dataset, this process, the work dir) and returns the
+:class:`StageParts` the training loop needs (model, tokenizer, data, collator, loss, evaluation);
+``summarise`` adds the stage's own fields to its record once training is done. :func:`run_stage` does the
+rest, the same way for all three: skip a finished output, start the processes' state, train on the loop
+(resuming from ``<out>.work``), write the record and publish the chosen model (see
+:mod:`llm2rec.train.outputs`), then wait for every process.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm2rec.io import work_dir_for
+from llm2rec.train.config import StageConfig
+from llm2rec.train.outputs import finished, publish
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageInputs:
+    config: StageConfig
+    model: str  # what the stage starts from, as given (a stage output, a model dir, a backbone name)
+    dataset: Any  # llm2rec.data.dataset.Dataset
+    state: Any  # accelerate.PartialState of this process
+    work: Path  # <out>.work: checkpoints and caches while the stage runs
+    resume: bool
+
+
+@dataclass
+class StageParts:
+    """What the training loop needs, plus record fields known before training."""
+
+    model: Any
+    tokenizer: Any
+    train_set: Any
+    collator: Callable
+    loss_fn: Callable
+    eval_set: Any = None
+    eval_fn: Callable | None = None
+    record: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # stage-private values that build hands to summarise
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    build: Callable[[StageInputs], StageParts]
+    summarise: Callable[[StageInputs, StageParts, Any], dict]  # (inputs, parts, LoopResult) -> fields
+
+
+def run_stage(
+    stage: Stage,
+    model: str | Path,
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    config: StageConfig,
+    *,
+    preset: str | None,
+    resume: bool = True,
+) -> Path:
+    """Train ``stage`` from ``model`` on the prepared dataset and publish it at ``out_dir``; returns it.
+
+    With ``resume``, a finished ``out_dir`` is returned as is and an interrupted run continues from its
+    last checkpoint in ``<out_dir>.work``; without it, both are started afresh.
+    """
+    from llm2rec.data.dataset import Dataset
+    from llm2rec.distributed import process_state
+    from llm2rec.llm.backbone import check_attn_implementation
+    from llm2rec.train.loop import train_loop
+
+    check_attn_implementation(config.attn_implementation)
+    out_dir = Path(out_dir)
+    work = work_dir_for(out_dir)
+    if resume and finished(out_dir, stage.name):
+        log.info("%s is a finished %s run; nothing to do (resume off to redo it)", out_dir, stage.name)
+        return out_dir
+    state = process_state()
+    started = time.perf_counter()
+    if not resume and state.is_main_process:
+        shutil.rmtree(work, ignore_errors=True)
+    inputs = StageInputs(config, str(model), Dataset.load(dataset_dir), state, work, resume)
+    parts = stage.build(inputs)
+    result = train_loop(
+        parts.model,
+        parts.train_set,
+        parts.collator,
+        parts.loss_fn,
+        config,
+        work,
+        eval_dataset=parts.eval_set,
+        eval_fn=parts.eval_fn,
+        tokenizer=parts.tokenizer,
+        resume=resume,
+    )
+    record = {
+        "stage": stage.name,
+        "model": str(model),
+        "dataset": str(dataset_dir),
+        "dataset_checksum": inputs.dataset.checksum,
+        "preset": preset,
+        "config": asdict(config),
+        **parts.record,
+        **stage.summarise(inputs, parts, result),
+        "chosen": result.chosen_dir.name,
+        "best_step": result.best_step,
+        "last_step": result.last_step,
+        "processes": state.num_processes,
+        "wall_s": time.perf_counter() - started,
+    }
+    if state.is_main_process:
+        publish(result, work, out_dir, stage.name, record, keep_work=config.keep_work)
+    state.wait_for_everyone()
+    return out_dir
+
+
+def evaluations(result) -> list[dict]:
+    """The loop's held-out evaluations, in step order."""
+    return [e for e in result.history if e["split"] == "eval"]
+
+
+def resolve_config(build_config: Callable, config: StageConfig | None, preset: str, overrides: dict):
+    """The settings a stage runs with: ``config`` as given (built once by the caller, e.g. the pipeline),
+    or the preset with ``overrides``."""
+    if config is None:
+        return build_config(preset, **overrides)
+    if any(v is not None for v in overrides.values()):
+        from llm2rec.errors import ConfigError
+
+        raise ConfigError("give either a built config or preset overrides, not both")
+    return config
