@@ -20,7 +20,7 @@ _API = {
     "Encoder": "llm2rec.embed.encoder",
     "embed_items": "llm2rec.embed.extract",
     "Dataset": "llm2rec.data.dataset",
-    "prepare_from_spec": "llm2rec.data.protocol",
+    "prepare_from_spec": "llm2rec.data.prepare",
     "load_item_vectors": "llm2rec.data.vectors",
     "run_csft": "llm2rec.train.csft",
     "run_mntp": "llm2rec.train.mntp",

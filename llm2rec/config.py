@@ -10,11 +10,14 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 
 from llm2rec.embed.registry import ENCODER_NAMES
 from llm2rec.errors import ConfigError
+from llm2rec.typed import validated
 
 DEFAULTS: dict = {
     "dataset": {
@@ -55,19 +58,73 @@ def deep_merge(base: dict, extra: dict, path: str = "") -> dict:
     return out
 
 
-def _check_keys(cfg: dict) -> None:
-    unknown = set(cfg) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s): {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}"
-        )
-    bad = [e for e in cfg["encoders"] if e not in ENCODER_NAMES]
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Dataset(_Section):
+    format: str
+    input: list[str]
+    kcore: NonNegativeInt
+    max_history: PositiveInt
+    split: Literal["loo", "temporal", "shipped"]
+    cutoffs: tuple[int, int]
+    min_rating: float | None
+    skip_bad_lines: bool
+    keep_duplicates: bool
+    options: dict[str, Any]
+    num_users: PositiveInt
+    num_items: Annotated[int, Field(ge=2)]
+    seed: int
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value):
+        # "input: data/x.csv" means one input, not the characters of its name (a "/" once made the
+        # pipeline hash the whole filesystem).
+        return [value] if isinstance(value, str | Path) else value
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _assignments_are_options(cls, value):
+        # Reader options may be written as a list of key=value strings, as on the command line.
+        return parse_assignments(value) if isinstance(value, list) else value
+
+
+class _Embed(_Section):
+    batch_size: PositiveInt
+    template: str
+    normalize: bool
+
+
+class _Seqrec(_Section):
+    models: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)]
+    options: dict[str, Any]
+    workers: PositiveInt
+
+
+class _RunConfig(_Section):
+    dataset: _Dataset
+    model: str
+    preset: str
+    csft: dict[str, Any]
+    mntp: dict[str, Any]
+    contrastive: dict[str, Any]
+    embed: _Embed
+    encoders: Annotated[list[str], Field(min_length=1)]
+    seqrec: _Seqrec
+
+
+def validate_config(cfg: dict) -> dict:
+    """``cfg`` checked against the run-config schema (every key, its type), normalised; unknown keys and
+    unknown encoders are errors. The stage sections are checked by the stages' own settings classes."""
+    checked = validated(_RunConfig, cfg, where="config").model_dump()
+    bad = [e for e in checked["encoders"] if e not in ENCODER_NAMES]
     if bad:
         raise ConfigError(f"unknown encoder(s) {bad}; choose from {', '.join(ENCODER_NAMES)}")
-    for section in ("dataset", "embed", "seqrec"):
-        extra = set(cfg[section]) - set(DEFAULTS[section])
-        if extra:
-            raise ConfigError(f"unknown key(s) in {section}: {', '.join(sorted(extra))}")
+    checked["dataset"]["cutoffs"] = list(checked["dataset"]["cutoffs"])
+    return checked
 
 
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -108,20 +165,39 @@ def apply_override(cfg: dict, pair: str) -> None:
 
 
 def dataset_spec(**values) -> dict:
-    """A complete ``dataset`` section: :data:`DEFAULTS`' values, then ``values`` (what ``llm2rec prepare``
-    was given); see :func:`llm2rec.data.protocol.prepare_from_spec`."""
+    """A complete, checked ``dataset`` section: :data:`DEFAULTS`' values, then ``values`` (what
+    ``llm2rec prepare`` was given); see :func:`llm2rec.data.prepare.prepare_from_spec`."""
     spec = deep_merge(DEFAULTS["dataset"], {k: v for k, v in values.items() if v is not None})
-    _check_dataset(spec)
-    return spec
+    checked = validated(_Dataset, spec, where="dataset").model_dump()
+    checked["cutoffs"] = list(checked["cutoffs"])
+    return checked
 
 
-def _check_dataset(spec: dict) -> None:
-    extra = set(spec) - set(DEFAULTS["dataset"])
-    if extra:
-        raise ConfigError(f"unknown key(s) in dataset: {', '.join(sorted(extra))}")
-    # Reader options may be written as a list of key=value strings, as on the command line.
-    if isinstance(spec["options"], list):
-        spec["options"] = parse_assignments(spec["options"])
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config that says a setting twice is refused."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: the key {key!r} appears twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path):
+    """A YAML file's content (``{}`` when empty); bad YAML, bad encoding, repeated keys: one-line errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
@@ -131,15 +207,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        loaded = read_yaml(path)
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         cfg = deep_merge(cfg, loaded)
     for pair in overrides or []:
         apply_override(cfg, pair)
-    _check_keys(cfg)
-    _check_dataset(cfg["dataset"])
-    return cfg
+    return validate_config(cfg)

@@ -33,4 +33,8 @@ class DownloadError(UserError, RuntimeError):
     """A download could not be done (offline, not found, bad size, unknown category); one-line message."""
 
 
+class OutputError(UserError):
+    """An output path that must not be written or replaced (an input, a directory we did not write...)."""
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileExistsError, FileNotFoundError)

@@ -11,11 +11,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from llm2rec.errors import OutputError
+from llm2rec.outdir import clean_leftovers, follow_umask, is_ours, protected_reason, write_marker
+
 
 def work_dir_for(out: str | Path) -> Path:
     """``<out>.work``: where a stage keeps checkpoints or finished parts while ``out`` is not yet published."""
     out = Path(out)
-    return out.with_name(out.name + ".work")
+    if not out.name:  # "." or "/": name it by its absolute path (the output checks then refuse it)
+        out = out.absolute()
+    return out.with_name(out.name + ".work") if out.name else out / ".work"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -36,6 +41,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        follow_umask(Path(tmp), directory=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -66,18 +72,32 @@ def _json_default(obj):
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(
+    final: str | Path, overwrite: bool = False, kind: str | None = None, legacy: tuple[str, ...] = ()
+) -> Iterator[Path]:
     """Yield a temp directory beside ``final``; on success it replaces ``final``, on error it is removed.
 
-    Nothing half-written is ever left at ``final``: either the old content or the complete new one.
+    Nothing half-written is ever left at ``final``: either the old content or the complete new one. The
+    new directory holds a marker naming ``kind`` (see :mod:`llm2rec.outdir`); an existing ``final`` is
+    replaced only with ``overwrite`` and, when ``kind`` is given, only when it is a previous output of that
+    kind (or empty). Leftovers of an interrupted earlier write are removed first.
     """
     final = Path(final)
+    reason = protected_reason(final)
+    if reason is not None:
+        raise OutputError(f"{final} is {reason}; refusing to write an output there")
+    clean_leftovers(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists (pass --overwrite to replace it)")
+    if final.exists() and kind is not None and (not final.is_dir() or not is_ours(final, kind, legacy)):
+        raise OutputError(f"{final} was not written by llm2rec as a {kind} output; refusing to replace it")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
+        follow_umask(tmp, directory=True)
+        write_marker(tmp, kind or "output")  # marks the temp dir as ours, for clean_leftovers
         yield tmp
+        write_marker(tmp, kind or "output")  # again: the caller may have copied another marker in
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -16,6 +16,7 @@ module         commands
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -35,10 +36,16 @@ for _area in (data, run, seqrec, train, embed):
     _area.register(app)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # As for Ctrl-C: unwind, so every half-written output removes its temporary files on the way out.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from llm2rec.errors import USER_ERRORS
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         app()
     except USER_ERRORS as exc:  # a clear one-line message instead of a traceback for bad input

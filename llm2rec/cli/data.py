@@ -41,7 +41,7 @@ def prepare(
 ) -> None:
     """Prepare interaction logs with the sequential-recommendation protocol."""
     from llm2rec.config import apply_override, dataset_spec, parse_assignments
-    from llm2rec.data.protocol import prepare_from_spec
+    from llm2rec.data.prepare import prepare_from_spec
 
     spec = {"dataset": dataset_spec(
         format=fmt, input=[str(p) for p in [*(inputs or []), *(more_inputs or [])]], kcore=kcore,

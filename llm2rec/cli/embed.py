@@ -23,6 +23,7 @@ def embed(
     ),
     batch_size: int = typer.Option(32, help="Texts per forward pass."),
     max_length: int = typer.Option(512, help="Truncate texts to this many tokens."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if llm2rec wrote it."),
 ) -> None:
     """Encode every item of a dataset into an (N+1, d) float32 .npy (row 0 = zeros)."""
     from llm2rec.embed.extract import embed_items
@@ -37,6 +38,7 @@ def embed(
         bidirectional=bidirectional,
         batch_size=batch_size,
         max_length=max_length,
+        overwrite=overwrite,
     )
     opt.echo_main(f"item embeddings written to {path}")
 

@@ -53,7 +53,16 @@ def _run_and_show(cfg: dict, out: Path, force) -> None:
     from llm2rec.pipeline.report import results_table
 
     t0 = time.perf_counter()
-    results = run_pipeline(cfg, out, force)
+    try:
+        results = run_pipeline(cfg, out, force)
+    except BaseException:
+        if RunLayout(out).state.is_file():  # stages were started: say what the directory is good for
+            typer.secho(
+                f"the run stopped; {out} keeps every finished stage: run the same command again to resume, "
+                f"or delete {out} to start over",
+                err=True,
+            )
+        raise
     if results is None:  # not the main process of a multi-process launch
         return
     console = Console()

@@ -48,25 +48,25 @@ class Dataset:
 
     @classmethod
     def load(cls, root: str | Path) -> Dataset:
+        """Open a prepared dataset, checking its manifest and every table against it (checksum, rows),
+        so a missing, truncated or edited file is named at once instead of breaking a later stage."""
         root = Path(root)
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise DatasetError(
-                f"{root} is not a prepared dataset (no manifest.json); create one with `llm2rec prepare`"
-            )
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise DatasetError(
-                f"{manifest_path}: dataset format version {manifest.get('format_version')} is not "
-                f"{FORMAT_VERSION}; re-run `llm2rec prepare`"
-            )
-        return cls(root=root, manifest=manifest)
+        dataset = cls(root=root, manifest=_read_manifest(root))
+        dataset.verify()
+        return dataset
 
     def _table(self, name: str) -> pd.DataFrame:
         path = self.root / f"{name}.parquet"
         if not path.is_file():
-            raise DatasetError(f"{path} is missing: the dataset directory is incomplete")
-        return pd.read_parquet(path)
+            raise DatasetError(
+                f"{path} is missing: the dataset directory is incomplete; re-run `llm2rec prepare`"
+            )
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise DatasetError(
+                f"{path} is not a readable Parquet table ({exc}); re-run `llm2rec prepare`"
+            ) from None
 
     @cached_property
     def items(self) -> pd.DataFrame:
@@ -117,8 +117,49 @@ class Dataset:
         return sha256_file(self.root / "manifest.json")
 
     def verify(self) -> None:
-        """Recompute table checksums and compare with the manifest."""
+        """Every table exists and matches the manifest's sha256 and row count (when it records them)."""
+        import pyarrow.parquet as pq
+
+        rows = self.manifest.get("table_rows", {})
         for name, expected in self.manifest.get("tables", {}).items():
-            actual = sha256_file(self.root / f"{name}.parquet")
-            if actual != expected:
-                raise DatasetError(f"{self.root / name}.parquet does not match its manifest checksum")
+            path = self.root / f"{name}.parquet"
+            if not path.is_file():
+                raise DatasetError(
+                    f"{path} is missing: the dataset directory is incomplete; re-run `llm2rec prepare`"
+                )
+            if sha256_file(path) != expected:
+                raise DatasetError(
+                    f"{path} does not match its manifest checksum (changed or truncated); re-run `llm2rec prepare`"
+                )
+            if name in rows and pq.ParquetFile(path).metadata.num_rows != rows[name]:
+                raise DatasetError(f"{path} does not hold the {rows[name]} rows its manifest records")
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise DatasetError(
+            f"{root} is not a prepared dataset (no manifest.json); create one with `llm2rec prepare`"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc}); re-run `llm2rec prepare`") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got a {type(manifest).__name__}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: dataset format version {manifest.get('format_version')} is not "
+            f"{FORMAT_VERSION}; re-run `llm2rec prepare`"
+        )
+    if not isinstance(manifest.get("counts"), dict):
+        raise DatasetError(
+            f"{path}: the 'counts' entry is missing or not an object; re-run `llm2rec prepare`"
+        )
+    for key in ("settings", "tables", "table_rows"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise DatasetError(f"{path}: the {key!r} entry is not an object; re-run `llm2rec prepare`")
+    for key in ("items", "users"):
+        if not isinstance(manifest["counts"].get(key), int):
+            raise DatasetError(f"{path}: counts.{key} is missing or not a number; re-run `llm2rec prepare`")
+    return manifest

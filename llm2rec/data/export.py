@@ -55,8 +55,11 @@ def _csft_csv(df: pd.DataFrame, titles: list[str]) -> str:
 def export_llm2rec(
     dataset: Dataset, out: str | Path, name: str = "dataset", *, overwrite: bool = False
 ) -> Path:
+    from llm2rec.outdir import check_output
+
+    check_output(out, "export", overwrite=overwrite, inputs=[dataset.root], legacy=("downstream",))
     titles = dataset.titles
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="export", legacy=("downstream",)) as tmp:
         down = tmp / "downstream"
         for sub in ("downstream", "train", "valid", "info"):
             (tmp / sub).mkdir()

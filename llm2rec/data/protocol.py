@@ -41,6 +41,9 @@ SPLIT_CHOICES = ("loo", "temporal", "shipped")
 _SPLIT_RANK = {"train": 0, "valid": 1, "test": 2}
 
 
+DATASET_KIND = "dataset"  # what the output marker of a prepared dataset says (llm2rec.outdir)
+
+
 @dataclass
 class ProtocolSettings:
     kcore: int = 5
@@ -78,10 +81,12 @@ class Prepared:
 
 
 def _clean_items(raw: RawLog, dropped: dict) -> pd.DataFrame:
-    from llm2rec.data.text import clean_title
+    from llm2rec.data.text import MAX_TITLE_CHARS, cap_title, clean_text
 
     items = raw.items.drop_duplicates("item", keep="first").copy()
-    items["title"] = [clean_title(t) if isinstance(t, str) else "" for t in items["title"]]
+    cleaned = [clean_text(t) for t in items["title"]]
+    dropped["titles_truncated"] = sum(len(t) > MAX_TITLE_CHARS for t in cleaned)
+    items["title"] = [cap_title(t) for t in cleaned]
     usable = items["title"].str.len() > 0
     dropped["items_without_title"] = int((~usable).sum())
     return items[usable].reset_index(drop=True)
@@ -246,6 +251,7 @@ def _build(df: pd.DataFrame, items: pd.DataFrame, s, has_presplit: bool, dropped
     for rank, name in enumerate(("train", "valid", "test")):
         table, no_hist = _examples(flat, user_of, starts, np.flatnonzero(part == rank), s.max_history)
         examples[name], dropped["examples_without_history"][name] = table, no_hist
+    _check_splits_not_empty(examples, s, df["timestamp"])
 
     items = items.set_index("item").loc[keys].reset_index()
     items.insert(0, "item_id", np.arange(1, len(keys) + 1, dtype=np.int32))
@@ -265,6 +271,32 @@ def _build(df: pd.DataFrame, items: pd.DataFrame, s, has_presplit: bool, dropped
         }
     )
     return Prepared(items, sequences, examples, _csft_table(examples["train"], titles), dropped)
+
+
+def _check_splits_not_empty(examples: dict, s: ProtocolSettings, timestamps: pd.Series) -> None:
+    """A split with no example would silently give 0 / 0 / 0 metrics and empty exports: refuse it."""
+    counts = {name: table.num_rows for name, table in examples.items()}
+    if counts["valid"] and counts["test"]:
+        if not counts["train"]:
+            log.warning(
+                "no training example (every training part is a single item): recommenders cannot train"
+            )
+        return
+    said = ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    if s.split == "temporal":
+        span = f"{_ms_date(int(timestamps.min()))} .. {_ms_date(int(timestamps.max()))}"
+        cuts = " and ".join(f"{c} ({_ms_date(c)})" for c in s.cutoffs)
+        raise ConfigError(
+            f"--split temporal with cut-offs {cuts} leaves {said} examples; the data spans {span}: "
+            "choose cut-offs inside it (--cutoffs T1 T2, in ms)"
+        )
+    raise ConfigError(f"--split {s.split} leaves {said} examples: valid and test need at least one each")
+
+
+def _ms_date(ms: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).date().isoformat()  # noqa: UP017
 
 
 def sequence_stats(lengths: np.ndarray, num_items: int) -> dict:
@@ -292,7 +324,7 @@ def write_dataset(
     t0 = time.perf_counter()
     lengths = prepared.sequences["items"].map(len).to_numpy()
     stats = sequence_stats(lengths, len(prepared.items))
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind=DATASET_KIND, legacy=("manifest.json",)) as tmp:
         tables = {
             "items": pa.Table.from_pandas(prepared.items, preserve_index=False),
             "sequences": pa.Table.from_pandas(prepared.sequences, preserve_index=False),
@@ -324,6 +356,7 @@ def write_dataset(
             },
             "dropped": {"bad_lines": raw.bad_lines.to_dict(), **prepared.dropped},
             "tables": checksums,
+            "table_rows": {name: tables[name].num_rows for name in TABLES},
             **(extra or {}),
         }
         atomic_write_json(tmp / "manifest.json", manifest)
@@ -346,34 +379,3 @@ def prepare(
 ) -> Dataset:
     settings = settings or ProtocolSettings()
     return write_dataset(apply_protocol(raw, settings), raw, settings, out, overwrite=overwrite, extra=extra)
-
-
-def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -> Dataset:
-    """Read and prepare the data a run config's ``dataset`` section (or ``llm2rec prepare``) describes.
-
-    ``spec`` has every key of that section: ``format``, ``input``, ``kcore``, ``max_history``, ``split``,
-    ``cutoffs``, ``min_rating``, ``skip_bad_lines``, ``keep_duplicates``, ``options`` (reader options),
-    ``num_users``, ``num_items``, ``seed`` (the last three for ``builtin`` only).
-    """
-    from llm2rec.data.sources import load_raw
-
-    settings = ProtocolSettings(
-        spec["kcore"],
-        spec["max_history"],
-        spec["split"],
-        tuple(spec["cutoffs"]),
-        spec["min_rating"],
-        dedup=not spec["keep_duplicates"],
-    )
-    settings.validate()
-    raw = load_raw(
-        spec["format"],
-        [Path(p) for p in spec["input"]],
-        skip_bad_lines=spec["skip_bad_lines"],
-        options=spec["options"],
-        shipped_split=spec["split"] == "shipped",
-        num_users=spec["num_users"],
-        num_items=spec["num_items"],
-        seed=spec["seed"],
-    )
-    return prepare(raw, out, settings, overwrite=overwrite)

@@ -34,12 +34,15 @@ class BadLines:
     counts: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
-    def handle(self, path: str | Path, line: int | None, problem: str) -> None:
+    def handle(self, path: str | Path, line: int | None, problem: str, detail: str = "") -> None:
+        """Raise, or count ``problem`` (the reason, the same for every such line) when skipping;
+        ``detail`` (e.g. which item) goes into the message and the examples, not the count."""
+        said = f"{problem} ({detail})" if detail else problem
         if not self.skip:
-            raise DataFormatError(path, problem + " (pass --skip-bad-lines to skip such lines)", line)
+            raise DataFormatError(path, said + " (pass --skip-bad-lines to skip such lines)", line)
         self.counts[problem] += 1
         if len(self.examples) < 20:
-            self.examples.append(f"{Path(path).name}:{line}: {problem}")
+            self.examples.append(f"{Path(path).name}:{line}: {said}")
 
     def to_dict(self) -> dict:
         return {

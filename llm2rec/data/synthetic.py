@@ -38,6 +38,7 @@ from llm2rec.data.synthetic_catalogue import (
     unique_codes,
     zipf_weights,
 )
+from llm2rec.errors import ConfigError
 
 DEFAULT_NUM_USERS = 3000
 DEFAULT_NUM_ITEMS = 1500
@@ -208,9 +209,12 @@ def generate(
     ``description``. Every item appears in the catalogue; a rarely drawn one may have no interaction.
     """
     if num_users < 1 or num_items < 2 * len(DEPARTMENTS) * 5:
-        raise ValueError(f"need num_users >= 1 and num_items >= {2 * len(DEPARTMENTS) * 5}")
+        raise ConfigError(
+            f"the built-in generator needs --num-users >= 1 and --num-items >= {2 * len(DEPARTMENTS) * 5}, "
+            f"got {num_users} and {num_items}"
+        )
     if not 1 <= min_length <= max_length:
-        raise ValueError("need 1 <= min_length <= max_length")
+        raise ConfigError("the built-in generator needs 1 <= min_length <= max_length")
     rng = np.random.default_rng(seed)
     cat = build_catalogue(num_items, rng)
     seq, lengths = simulate_sequences(cat, num_users, rng, min_length, max_length)

@@ -204,7 +204,9 @@ class Encoder(_Described):
             transformer = Transformer(staging, max_seq_length=self.max_length)
             pooling = Pooling(transformer.get_embedding_dimension(), "mean")
             model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
-            with atomic_dir(out_dir, overwrite=True) as tmp:
+            with atomic_dir(
+                out_dir, overwrite=True, kind="sentence-transformers", legacy=("modules.json",)
+            ) as tmp:
                 model.save(str(tmp))
         return out_dir
 

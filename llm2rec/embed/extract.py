@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from llm2rec.data.vectors import save_item_vectors
+from llm2rec.data.vectors import VECTORS_KIND, save_item_vectors
 from llm2rec.errors import ConfigError
+from llm2rec.outdir import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,13 @@ def embed_items(
     batch_size: int = 32,
     max_length: int = 512,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Encode every item of ``dataset_dir`` and write ``out_path`` (.npy) plus its ``.json`` record.
 
     ``encoder`` is an :class:`~llm2rec.embed.encoder.Encoder` or anything :meth:`Encoder.load` accepts
-    (a model dir, ``smollm2-135m``, ``st:NAME``). Returns ``out_path``.
+    (a model dir, ``smollm2-135m``, ``st:NAME``). An existing ``out_path`` is replaced only with
+    ``overwrite`` and only when llm2rec wrote it. Returns ``out_path``.
     """
     from llm2rec.data.dataset import Dataset
     from llm2rec.distributed import Processes
@@ -75,6 +78,7 @@ def embed_items(
     out_path = Path(out_path)
     if out_path.suffix != ".npy":
         raise ConfigError(f"--out {out_path} must end with .npy")
+    check_output_file(out_path, VECTORS_KIND, overwrite=overwrite)
     dataset = Dataset.load(dataset_dir)
     texts = render_item_texts(dataset.items, template)
     procs = Processes()

@@ -10,7 +10,7 @@ import time
 
 
 def run_prepare(pipe, stage, resume: bool) -> None:
-    from llm2rec.data.protocol import prepare_from_spec
+    from llm2rec.data.prepare import prepare_from_spec
 
     prepare_from_spec(pipe.cfg["dataset"], stage.output, overwrite=True)
 
@@ -32,7 +32,8 @@ def run_embed(pipe, stage, resume: bool) -> None:
 
     spec = encoder_spec(stage.extra["encoder"])
     e = pipe.cfg["embed"]
-    common = {"template": e["template"], "normalize": e["normalize"], "batch_size": e["batch_size"]}
+    common = {"template": e["template"], "normalize": e["normalize"], "batch_size": e["batch_size"],
+              "overwrite": True}  # fmt: skip
     if spec.source == SENTENCE_TRANSFORMERS:
         embed_items(spec.model, pipe.layout.dataset, stage.output, **common)
         return

@@ -108,6 +108,10 @@ def _embed_stage(enc: str, cfg: dict, layout: RunLayout) -> Stage:
 def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout) -> Stage:
     deps = [DATASET] + ([] if enc == "id" else [f"embed:{enc}"])
     s = cfg["seqrec"]
+    from llm2rec.seqrec.run import config_from_overrides
+
+    # Checked now (unknown keys, types, choices), not after the LLM stages have run for hours.
+    config_from_overrides(model=model, **s["options"]).resolved(has_embeddings=enc != "id")
     settings = {"model": model, "seeds": s["seeds"], "options": s["options"]}
     return Stage(f"seqrec:{enc}:{model}", SEQREC, deps, settings, layout.seqrec(enc, model), actions.run_seqrec,
                  extra={"encoder": enc, "model": model})  # fmt: skip
@@ -136,6 +140,8 @@ def input_signature(inputs: list, cache_path: Path) -> list:
     sig, fresh = [], {}
     for raw in inputs:
         root = Path(raw)
+        if not root.exists():  # said now, before a run directory is made for a run that cannot start
+            raise FileNotFoundError(f"input not found: {root}")
         files = sorted(q for q in root.rglob("*") if q.is_file()) if root.is_dir() else [root]
         for q in (f for f in files if f.exists()):
             stat = q.stat()

@@ -23,12 +23,14 @@ from pathlib import Path
 
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json, work_dir_for
+from llm2rec.outdir import check_output, write_marker
 from llm2rec.pipeline import actions
 from llm2rec.pipeline.layout import RunLayout
 from llm2rec.pipeline.plan import SEQREC, Stage, plan_stages
 
 log = logging.getLogger(__name__)
 
+RUN_KIND = "run"  # what the output marker of a run directory says (llm2rec.outdir)
 # Waits at a barrier can be long: every process waits there while the main one prepares the dataset.
 BARRIER_TIMEOUT = timedelta(hours=6)
 
@@ -39,6 +41,9 @@ class Pipeline:
         self.layout = RunLayout(Path(run_dir))
         self.run_dir = self.layout.root
         self.force = set(force or [])
+        # Before anything is written: the run dir is new, empty or a previous run, and holds no input.
+        check_output(self.run_dir, RUN_KIND, overwrite=False, reuse=True, inputs=cfg["dataset"]["input"],
+                     legacy=("pipeline.json",))  # fmt: skip
         self.stages = plan_stages(cfg, self.layout)
         unknown = self.force - set(self.stages) - {"embed", "seqrec"}
         if unknown:
@@ -72,6 +77,7 @@ class Pipeline:
         procs = Processes(BARRIER_TIMEOUT)
         if procs.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_marker(self.run_dir, RUN_KIND)
             atomic_write_json(self.layout.config, self.cfg)
         procs.wait()
         state = self.load_state()

@@ -20,8 +20,8 @@ NEEDS_VECTORS = ("knn",)
 
 
 def popularity_vectors(item_counts: np.ndarray, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every user scores item i by its training-part count. Integer scores tie often, and ties favour the
-    target (see :mod:`llm2rec.seqrec.metrics`), so this is popularity's optimistic value."""
+    """Every user scores item i by its training-part count. Integer scores tie often; the metrics break ties
+    uniformly in expectation (see :mod:`llm2rec.seqrec.metrics`), so this is popularity's fair value."""
     items = torch.as_tensor(item_counts[1:], dtype=torch.float32).view(-1, 1)
     return torch.ones(num_rows, 1), items
 

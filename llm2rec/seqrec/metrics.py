@@ -1,13 +1,16 @@
 """Exact full-ranking evaluation: the rank of each target among all N items, and Recall/NDCG/MRR@K from it.
 
-Ranking rule: ``rank = 1 + number of items scoring strictly higher than the target``, over items 1..N (the
-padding id 0 is never ranked). Ties therefore favour the target: an item with exactly the target's score
-does not push it down. This is the optimistic end of the tie range; with continuous scores from a trained
-model ties essentially never happen, but a constant or integer-valued scorer (popularity) benefits from
-it, so compare such baselines with that in mind.
+Ranking, over items 1..N (the padding id 0 is never ranked): a target with ``h`` items scoring strictly
+higher and ``t`` other items scoring exactly the same could sit anywhere from rank ``h + 1`` to
+``h + t + 1``. Ties are broken uniformly at random *in expectation*: every metric is its expected value
+over those ``t + 1`` positions, computed exactly (no sampling). A scorer that gives every item the same
+score (a collapsed encoder, an all-zero vector file) therefore scores chance level (Recall@K = K/N), never
+1.0, and an integer-valued scorer (popularity) gets its fair value, not the optimistic end of its ties.
+With continuous scores from a trained model ties essentially never happen and ``t = 0``. A target whose
+own score is not finite (NaN, ±inf: a diverged model) is ranked last; NaN competitors count as lowest.
 
 With one target per row, Recall@K equals HitRate@K; NDCG@K = 1/log2(rank+1) when rank ≤ K; MRR@K = 1/rank
-when rank ≤ K; all are 0 otherwise and are averaged over rows.
+when rank ≤ K; all are 0 otherwise; each is averaged over the tied positions, then over rows.
 
 Memory: scores are computed for a block of users against the whole catalogue at once, so the target's score
 and every competitor's come out of the same matrix product (bitwise comparable; a separately computed dot
@@ -31,20 +34,35 @@ EXACT_FLOAT_COUNT = 1 << 23
 
 
 def ranks_from_scores(scores: torch.Tensor, target_cols: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    """Rank (1-based) of ``scores[b, target_cols[b]]`` within row b; ties favour the target.
+    """``(higher, tied)`` per row b: how many items score strictly above ``scores[b, target_cols[b]]`` and
+    how many others score exactly the same (items at ``-inf``, i.e. excluded ones, are neither).
 
-    With ``inplace=True`` the scores are overwritten (with 1.0 where an item beats the target): no
-    temporary the size of ``scores`` is made, and it is many times faster than a bool comparison summed
+    Returns a long tensor of shape (rows, 2). With ``inplace=True`` the scores are overwritten: no
+    temporary the size of ``scores`` is made, and it is many times faster than bool comparisons summed
     as int64.
     """
     target_scores = scores.gather(1, target_cols.view(-1, 1))
-    beats = scores if inplace else scores.clone()
-    beats.gt_(target_scores)
-    higher = torch.zeros(beats.shape[0], dtype=torch.long, device=beats.device)
-    # float32 sums of 0/1 are exact below 2**24; longer rows are summed in pieces of that size.
-    for start in range(0, beats.shape[1], EXACT_FLOAT_COUNT):
-        higher += beats[:, start : start + EXACT_FLOAT_COUNT].sum(dim=1).long()
-    return higher + 1
+    diff = scores if inplace else scores.clone()
+    diff.nan_to_num_(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    diff.sub_(target_scores).sign_()  # +1 above the target, 0 tied (the target too), -1 below
+    signed = _exact_row_sums(diff)  # above - below
+    unequal = _exact_row_sums(diff.abs_())  # above + below
+    higher = (signed + unequal) // 2
+    tied = diff.shape[1] - unequal - 1  # excluded items sit at -inf: below, never tied
+    out = torch.stack([higher, tied], dim=1)
+    broken = ~torch.isfinite(target_scores.view(-1))
+    if broken.any():  # a diverged model: its target is ranked last, with no tie to share
+        out[broken] = torch.tensor([diff.shape[1] - 1, 0], device=out.device)
+    return out
+
+
+def _exact_row_sums(values: torch.Tensor) -> torch.Tensor:
+    """Row sums of a tensor of small integers (-1, 0, 1) as long: float32 sums are exact below 2**24, so
+    longer rows are summed in pieces of that size."""
+    total = torch.zeros(values.shape[0], dtype=torch.long, device=values.device)
+    for start in range(0, values.shape[1], EXACT_FLOAT_COUNT):
+        total += values[:, start : start + EXACT_FLOAT_COUNT].sum(dim=1).long()
+    return total
 
 
 def full_ranking_ranks(
@@ -54,11 +72,12 @@ def full_ranking_ranks(
     exclude: tuple[np.ndarray, np.ndarray] | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> torch.Tensor:
-    """Ranks of ``targets`` (item ids 1..N) under scores ``user_vecs @ item_vecs.T``.
+    """``(higher, tied)`` of ``targets`` (item ids 1..N) under scores ``user_vecs @ item_vecs.T``.
 
     ``item_vecs`` row j is item j+1 (no padding row). ``exclude`` is an optional CSR pair ``(indptr, items)``
     of item ids to remove from row r's ranking (``items[indptr[r]:indptr[r+1]]``), e.g. the user's history;
-    the target itself is never removed. Returns a CPU long tensor of shape (rows,).
+    the target itself is never removed. Returns a CPU long tensor of shape (rows, 2) (see
+    :func:`ranks_from_scores`); :func:`metrics_from_ranks` turns it into metrics.
     """
     num_rows, num_items = user_vecs.shape[0], item_vecs.shape[0]
     if targets.shape[0] != num_rows:
@@ -75,7 +94,7 @@ def full_ranking_ranks(
             _mask_excluded(scores, cols, exclude, start, stop)
         ranks.append(ranks_from_scores(scores, cols, inplace=True).cpu())
         del scores
-    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+    return torch.cat(ranks) if ranks else torch.zeros((0, 2), dtype=torch.long)
 
 
 def _mask_excluded(
@@ -93,17 +112,33 @@ def _mask_excluded(
 
 
 def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """Mean ``recall@K``, ``ndcg@K`` and ``mrr@K`` over rows, for each K (keys in lower case)."""
+    """Mean ``recall@K``, ``ndcg@K`` and ``mrr@K`` over rows, for each K (keys in lower case).
+
+    ``ranks`` is either (rows, 2) ``(higher, tied)`` as :func:`full_ranking_ranks` returns (each metric is
+    its expectation over the tied positions, see the module docstring), or (rows,) exact 1-based ranks.
+    """
     ranks = torch.as_tensor(ranks, dtype=torch.float64)
-    out: dict[str, float] = {}
     if ranks.numel() == 0:
         raise ValueError("no rows to evaluate")
+    if ranks.dim() == 1:  # exact ranks: no ties
+        ranks = torch.stack([ranks - 1, torch.zeros_like(ranks)], dim=1)
+    higher, tied = ranks[:, 0], ranks[:, 1]
+    out: dict[str, float] = {}
     for k in ks:
-        hit = ranks <= k
-        out[f"recall@{k}"] = hit.double().mean().item()
-        out[f"ndcg@{k}"] = torch.where(hit, 1.0 / torch.log2(ranks + 1.0), 0.0).mean().item()
-        out[f"mrr@{k}"] = torch.where(hit, 1.0 / ranks, 0.0).mean().item()
-    return out
+        positions = torch.arange(1, k + 1, dtype=torch.float64)
+        gains = {
+            "recall": torch.ones(k, dtype=torch.float64),
+            "ndcg": 1.0 / torch.log2(positions + 1.0),
+            "mrr": 1.0 / positions,
+        }
+        # The target's rank is uniform on higher+1 .. higher+tied+1: sum the gains of those positions
+        # that fall within K (prefix sums), divided by the number of positions.
+        first = higher.clamp(max=k).long()
+        last = (higher + tied + 1).clamp(max=k).long()
+        for name, gain in gains.items():
+            prefix = torch.cat([torch.zeros(1, dtype=torch.float64), gain.cumsum(0)])
+            out[f"{name}@{k}"] = ((prefix[last] - prefix[first]) / (tied + 1)).mean().item()
+    return {f"{name}@{k}": out[f"{name}@{k}"] for k in ks for name in ("recall", "ndcg", "mrr")}
 
 
 def metric_keys(ks: Sequence[int] = DEFAULT_KS) -> list[str]:

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm2rec.data.vectors import load_item_vectors
+from llm2rec.data.vectors import load_item_vectors, rank_below_two
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_dir, atomic_write_json, sha256_file, work_dir_for
+from llm2rec.outdir import check_output, write_marker
 from llm2rec.seqrec.baselines import (
     BASELINES,
     DETERMINISTIC,
@@ -45,12 +46,15 @@ from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from
 from llm2rec.seqrec.plots import plot_curve
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
+from llm2rec.typed import validated
 
 log = logging.getLogger(__name__)
 
 MODELS = ("sasrec", "gru4rec", *BASELINES)
 DEFAULT_SEEDS = (2024, 2025, 2026)
 DEFAULT_LR = {"sasrec": 1e-3, "gru4rec": 1e-4}  # the paper's
+SEQREC_KIND = "seqrec"  # what the output marker of a results dir says (llm2rec.outdir)
+SEQREC_LEGACY = ("results.json", "config.json")  # results dirs written before markers existed
 
 
 @dataclass
@@ -105,8 +109,12 @@ def config_from_overrides(**overrides) -> SeqRecConfig:
     if unknown:
         raise ConfigError(f"unknown seqrec setting(s): {', '.join(sorted(unknown))}")
     # ``lr`` is a top-level field (its default depends on the model); ``resolved`` copies it into ``train``.
-    train = TrainConfig(**{k: v for k, v in overrides.items() if k in train_keys and k not in top})
-    return SeqRecConfig(**{k: v for k, v in overrides.items() if k in top}, train=train)
+    # Every value is checked against its field's type (a bad one is a one-line error, before training).
+    train_values = {k: v for k, v in overrides.items() if k in train_keys and k not in top}
+    train = validated(TrainConfig, train_values, where="seqrec")
+    return validated(
+        SeqRecConfig, {**{k: v for k, v in overrides.items() if k in top}, "train": train}, "seqrec"
+    )
 
 
 def run_seqrec(
@@ -128,18 +136,12 @@ def run_seqrec(
     from llm2rec.data.dataset import Dataset
 
     cfg = config_from_overrides(model=model, **overrides).resolved(embeddings is not None)
+    if out_dir is not None:  # before any work: never replace an input or a directory that is not ours
+        check_output(out_dir, SEQREC_KIND, overwrite=overwrite or resume, legacy=SEQREC_LEGACY,
+                     inputs=[p for p in (dataset_dir, embeddings) if p is not None])  # fmt: skip
     dataset = Dataset.load(dataset_dir)
     data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise)
-    vectors = None
-    uses_vectors = cfg.model in NEEDS_VECTORS or (cfg.model not in BASELINES and cfg.item_repr != "id")
-    if embeddings is not None and not uses_vectors:
-        log.warning(
-            "ignoring --embeddings: %s with item representation %s does not use them", model, cfg.item_repr
-        )
-        embeddings = None
-    if embeddings is not None:
-        vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
-        vectors = normalise_vectors(vectors, cfg.vector_norm)
+    embeddings, vectors = _item_vectors(cfg, dataset, embeddings)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seeds = [None] if cfg.model in DETERMINISTIC else [int(s) for s in seeds]
     if not seeds:
@@ -147,14 +149,41 @@ def run_seqrec(
     config_record = _config_record(cfg, dataset, embeddings, seeds, device)
     if out_dir is None:
         return _run_all(cfg, data, vectors, seeds, device, None, config_record)
+    return _run_into(Path(out_dir), cfg, data, vectors, seeds, device, config_record, overwrite, resume)
+
+
+def _item_vectors(cfg: SeqRecConfig, dataset, embeddings) -> tuple:
+    """(embeddings path or None, the checked and preprocessed vectors or None)."""
+    uses_vectors = cfg.model in NEEDS_VECTORS or (cfg.model not in BASELINES and cfg.item_repr != "id")
+    if embeddings is not None and not uses_vectors:
+        log.warning(
+            "ignoring --embeddings: %s with item representation %s does not use them",
+            cfg.model,
+            cfg.item_repr,
+        )
+        return None, None
+    if embeddings is None:
+        return None, None
+    vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
+    if rank_below_two(vectors[1:]):
+        log.warning("%s: every item vector is a multiple of one vector (rank < 2): text rows can "
+                    "hardly tell items apart", embeddings)  # fmt: skip
+    return embeddings, normalise_vectors(vectors, cfg.vector_norm)
+
+
+def _run_into(out_dir: Path, cfg, data, vectors, seeds, device, config_record, overwrite, resume) -> dict:
+    """Run every seed and write ``out_dir`` atomically; with ``resume``, reuse finished seeds."""
     finished, work = {}, None
     if resume:
-        finished = _finished_seeds(Path(out_dir), config_record)
+        finished = _finished_seeds(out_dir, config_record)
         work = work_dir_for(out_dir)
         # Start the work dir afresh, so it never holds seeds made under another config.
-        shutil.rmtree(work, ignore_errors=True)
+        if work.exists():
+            check_output(work, SEQREC_KIND, overwrite=True, legacy=SEQREC_LEGACY)
+            shutil.rmtree(work)
         atomic_write_json(work / "config.json", config_record)
-    with atomic_dir(out_dir, overwrite=overwrite or resume) as tmp:
+        write_marker(work, SEQREC_KIND)
+    with atomic_dir(out_dir, overwrite=overwrite or resume, kind=SEQREC_KIND, legacy=SEQREC_LEGACY) as tmp:
         atomic_write_json(tmp / "config.json", config_record)
         results = _run_all(cfg, data, vectors, seeds, device, tmp, config_record, finished, work)
     if work is not None:

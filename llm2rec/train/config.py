@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from llm2rec.errors import ConfigError
+from llm2rec.typed import validated
 
 # Settings that change how a run is shown or where its checkpoints go, never the model it produces.
 COSMETIC = frozenset({"progress", "report_to", "log_every", "save_every", "keep_checkpoints", "keep_work"})
@@ -103,7 +104,8 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
             f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}; "
             f"known: {', '.join(cls.__dataclass_fields__)}"
         )
-    return cls(**values)
+    # Every value checked against its field's type here, not hours later inside the training code.
+    return validated(cls, values, where=cls.__name__)
 
 
 def identity(config) -> dict:

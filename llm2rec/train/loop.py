@@ -35,11 +35,12 @@ import torch
 from llm2rec.distributed import has_accelerator_device
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json
+from llm2rec.outdir import write_marker
 from llm2rec.train.batching import StepSampler, dataset_lengths
 from llm2rec.train.checkpoints import Checkpoints
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
-from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN
+from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_KIND
 from llm2rec.train.setup import check_tracker, param_groups, resolve_precision
 from llm2rec.train.throughput import Window, count_tokens, flops_per_token, peak_flops
 
@@ -183,6 +184,7 @@ class _Run:
             acc.init_trackers(TRACKER_RUN)
         if acc.is_main_process:
             out_dir.mkdir(parents=True, exist_ok=True)
+            write_marker(out_dir, WORK_KIND)  # ours: a later run may resume or remove it
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def clear(self) -> None:

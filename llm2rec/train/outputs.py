@@ -27,6 +27,16 @@ def record_name(stage: str) -> str:
     return f"{stage}.json"
 
 
+# The training state in <out>.work: what its marker says, and what it always holds (older runs: no marker).
+WORK_KIND = "stage-work"
+WORK_LEGACY = (METRICS_FILE, DONE_FILE, "checkpoints", "generation_before.json")
+
+
+def output_kind(stage: str) -> str:
+    """What the output marker of a published ``stage`` says (see :mod:`llm2rec.outdir`)."""
+    return f"stage:{stage}"
+
+
 def finished(out_dir: Path, stage: str) -> bool:
     """True when ``out_dir`` holds a published ``stage`` (its record and a model config)."""
     out_dir = Path(out_dir)
@@ -47,7 +57,7 @@ def read_metrics(out_dir: str | Path) -> list[dict]:
 
 def publish(result, work: Path, out_dir: Path, stage: str, record: dict, *, keep_work: bool) -> None:
     """Copy the chosen model dir to ``out_dir`` with ``<stage>.json``, the metrics and tracker logs, atomically."""
-    with atomic_dir(out_dir, overwrite=True) as tmp:
+    with atomic_dir(out_dir, overwrite=True, kind=output_kind(stage), legacy=(record_name(stage),)) as tmp:
         shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
         shutil.copy2(work / METRICS_FILE, tmp / METRICS_FILE)
         if (work / TRACKER_RUN).is_dir():

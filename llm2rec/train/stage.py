@@ -21,7 +21,7 @@ from typing import Any
 
 from llm2rec.io import work_dir_for
 from llm2rec.train.config import StageConfig
-from llm2rec.train.outputs import finished, publish
+from llm2rec.train.outputs import WORK_KIND, WORK_LEGACY, finished, output_kind, publish, record_name
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ def run_stage(
     if resume and finished(out_dir, stage.name):
         log.info("%s is a finished %s run; nothing to do (resume off to redo it)", out_dir, stage.name)
         return out_dir
+    _check_outputs(stage.name, out_dir, work, inputs=[dataset_dir, model])
     state = process_state()
     started = time.perf_counter()
     if not resume and state.is_main_process:
@@ -121,6 +122,17 @@ def run_stage(
         publish(result, work, out_dir, stage.name, record, keep_work=config.keep_work)
     state.wait_for_everyone()
     return out_dir
+
+
+def _check_outputs(name: str, out_dir: Path, work: Path, inputs: list) -> None:
+    """Before training: ``out_dir`` may only be a previous output of this stage (it is replaced when the
+    stage is published), ``work`` only a previous training state (it may be removed); neither may hold
+    an input."""
+    from llm2rec.outdir import check_output
+
+    local = [p for p in inputs if Path(p).exists()]  # hub ids are not paths
+    check_output(out_dir, output_kind(name), overwrite=True, inputs=local, legacy=(record_name(name),))
+    check_output(work, WORK_KIND, overwrite=True, inputs=local, legacy=WORK_LEGACY)
 
 
 def evaluations(result) -> list[dict]:

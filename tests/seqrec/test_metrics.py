@@ -9,17 +9,39 @@ from hypothesis import strategies as st
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks, ranks_from_scores
 
 
-def test_ranks_by_hand_with_ties_favouring_the_target():
+def test_ranks_by_hand_count_higher_and_tied_items():
     scores = torch.tensor(
         [
             [0.9, 0.5, 0.1, 0.7],  # target col 1: 0.9 and 0.7 beat it → rank 3
-            [0.2, 0.2, 0.2, 0.2],  # all tied → rank 1
-            [0.3, 0.8, 0.8, 0.1],  # target col 2 ties col 1 → rank 1
+            [0.2, 0.2, 0.2, 0.2],  # all tied → rank 1..4
+            [0.3, 0.8, 0.8, 0.1],  # target col 2 ties col 1 → rank 1..2
             [0.1, 0.2, 0.3, 0.4],  # target col 0 is the worst → rank 4
         ]
     )
     ranks = ranks_from_scores(scores, torch.tensor([1, 0, 2, 0]))
-    assert ranks.tolist() == [3, 1, 1, 4]
+    assert ranks.tolist() == [[2, 0], [0, 3], [0, 1], [3, 0]]  # (higher, tied)
+
+
+def test_ties_are_broken_uniformly_in_expectation():
+    # A tie of the target with one other item at the top: rank 1 or 2, each with probability 1/2.
+    m = metrics_from_ranks(torch.tensor([[0, 1]]), ks=(1, 2))
+    assert m["recall@1"] == pytest.approx(0.5) and m["recall@2"] == pytest.approx(1.0)
+    assert m["ndcg@1"] == pytest.approx(0.5) and m["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert m["mrr@2"] == pytest.approx((1 + 0.5) / 2)
+    # behind 3 higher items, tied with 4 others: rank uniform on 4..8
+    m = metrics_from_ranks(torch.tensor([[3, 4]]), ks=(5,))
+    assert m["recall@5"] == pytest.approx(2 / 5)
+    assert m["ndcg@5"] == pytest.approx((1 / math.log2(5) + 1 / math.log2(6)) / 5)
+
+
+@pytest.mark.parametrize("num_items", [1, 7, 50])
+def test_every_score_tied_gives_chance_level(num_items):
+    users, items = torch.zeros(30, 4), torch.zeros(num_items, 4)  # a collapsed encoder: all vectors equal
+    targets = torch.randint(1, num_items + 1, (30,), generator=torch.Generator().manual_seed(0))
+    m = metrics_from_ranks(full_ranking_ranks(users, items, targets), ks=(1, 5, 10))
+    for k in (1, 5, 10):
+        assert m[f"recall@{k}"] == pytest.approx(min(k, num_items) / num_items)
+    assert m["recall@1"] < 1.0 or num_items == 1
 
 
 def test_metrics_by_hand():
@@ -40,7 +62,7 @@ def test_full_ranking_over_items_without_padding():
     users = torch.tensor([[1.0], [-1.0]])
     items = torch.tensor([[2.0], [1.0], [3.0]])
     ranks = full_ranking_ranks(users, items, torch.tensor([1, 1]))
-    assert ranks.tolist() == [2, 2]
+    assert ranks.tolist() == [[1, 0], [1, 0]]
     with pytest.raises(ValueError, match="item ids in 1..3"):
         full_ranking_ranks(users, items, torch.tensor([0, 1]))
 
@@ -51,8 +73,11 @@ def test_history_exclusion_removes_seen_items_but_never_the_target():
     targets = torch.tensor([3, 2])
     # row 0 has seen items 1 and 2 (both above the target); row 1 has seen its own target (a repeat) and 1.
     exclude = (np.array([0, 2, 4]), np.array([1, 2, 2, 1]))
-    assert full_ranking_ranks(users, items, targets).tolist() == [3, 2]
-    assert full_ranking_ranks(users, items, targets, exclude).tolist() == [1, 1]
+    assert full_ranking_ranks(users, items, targets).tolist() == [[2, 0], [1, 0]]
+    assert full_ranking_ranks(users, items, targets, exclude).tolist() == [[0, 0], [0, 0]]
+    # excluded items are never tied with the target, even when they score the same
+    flat = torch.zeros(4, 1)
+    assert full_ranking_ranks(users[:1], flat, targets[:1], exclude).tolist() == [[0, 1]]
 
 
 @settings(max_examples=30, deadline=None)
@@ -77,10 +102,10 @@ def test_chunked_ranks_match_a_per_user_loop(num_users, num_items, budget, seed)
         scores = (items @ users[u]).tolist()
         t = int(targets[u])
         excluded = set(seen[u].tolist()) - {t}
-        expected = 1 + sum(
-            1 for j in range(1, num_items + 1) if j not in excluded and scores[j - 1] > scores[t - 1]
-        )
-        assert int(got[u]) == expected
+        ranked = [j for j in range(1, num_items + 1) if j not in excluded and j != t]
+        higher = sum(1 for j in ranked if scores[j - 1] > scores[t - 1])
+        tied = sum(1 for j in ranked if scores[j - 1] == scores[t - 1])
+        assert got[u].tolist() == [higher, tied]
 
 
 def test_in_place_ranking_and_long_rows_summed_in_pieces(monkeypatch):
@@ -89,7 +114,13 @@ def test_in_place_ranking_and_long_rows_summed_in_pieces(monkeypatch):
     scores = torch.tensor([[0.5, 0.9, 0.1, 0.7, 0.9, 0.2, 0.6]])
     original = scores.clone()
     expected = ranks_from_scores(scores, torch.tensor([3]))
-    assert expected.tolist() == [3] and torch.equal(scores, original)  # not mutated by default
+    assert expected.tolist() == [[2, 0]] and torch.equal(scores, original)  # not mutated by default
     monkeypatch.setattr(metrics, "EXACT_FLOAT_COUNT", 2)  # pretend rows are longer than float32 can count
-    assert ranks_from_scores(scores, torch.tensor([3]), inplace=True).tolist() == [3]
+    assert ranks_from_scores(scores, torch.tensor([3]), inplace=True).tolist() == [[2, 0]]
     assert not torch.equal(scores, original)
+
+
+def test_a_diverged_model_gets_no_credit():
+    scores = torch.tensor([[float("nan"), 0.5, 0.1], [0.2, float("nan"), 0.1], [float("inf"), 0.0, 0.0]])
+    ranks = ranks_from_scores(scores, torch.tensor([0, 0, 0]))
+    assert ranks.tolist() == [[2, 0], [0, 0], [2, 0]]  # NaN / inf targets last; NaN competitors lowest

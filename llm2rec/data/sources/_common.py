@@ -261,6 +261,33 @@ def timestamp_notes(converted: int, total: int) -> dict:
 # --------------------------------------------------------------------------- assembling
 
 
+# Interaction logs of recommender data sets fall in this window; a timestamp outside it after conversion
+# to milliseconds means a wrong unit (seconds read as ms land in 1970, ms read as s after 2100).
+PLAUSIBLE_MS = (631_152_000_000, 4_102_444_800_000)  # 1990-01-01, 2100-01-01 (UTC)
+
+
+def check_plausible_times(ms: np.ndarray, path: Path, what: str) -> None:
+    """Refuse timestamps outside 1990-2100 (in ms), naming ``what`` (the column and its unit)."""
+    if len(ms) == 0:
+        return
+    lo, hi = int(ms.min()), int(ms.max())
+    if lo < PLAUSIBLE_MS[0] or hi >= PLAUSIBLE_MS[1]:
+        span = f"{_date(lo)} .. {_date(hi)}"
+        raise DataFormatError(
+            path, f"{what}: timestamps fall in {span}, outside 1990-2100: is the unit right? "
+            "(--option time_unit=s or ms; time_col=null for a log without time)",
+        )  # fmt: skip
+
+
+def _date(ms: int) -> str:
+    import datetime
+
+    try:
+        return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)  # noqa: UP017 (3.10).date().isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"
+
+
 def iter_json_objects(path: Path, bad: BadLines, what: str = "a line") -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, record)`` for each JSON-object line; malformed ones go to ``bad``."""
     loads = json.loads

@@ -167,6 +167,10 @@ def _meta_record(path: Path, number: int, text: str, bad: BadLines) -> dict | No
     except KeyError as exc:
         bad.handle(path, number, exc.args[0])
         return None
+    title = record.get("title")
+    if title is not None and not isinstance(title, str):
+        bad.handle(path, number, f"the title must be text, not {type(title).__name__}", f"item {key}")
+        return None
     return {
         "parent_asin": key,
         "title": _text(record.get("title")),

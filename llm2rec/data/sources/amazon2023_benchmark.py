@@ -168,7 +168,9 @@ def _sniff(path: Path) -> tuple[bool, int]:
     check_not_empty(path)
     try:
         with open_binary(path) as fh:
-            first = fh.readline().decode("utf-8", errors="replace").strip()
+            first = (
+                fh.readline().decode("utf-8-sig", errors="replace").strip()
+            )  # -sig: a BOM must not hide the header
     except GZIP_ERRORS as exc:
         raise DataFormatError(path, f"compressed file is truncated or corrupt ({exc})") from exc
     fields = first.split(",")

@@ -23,6 +23,7 @@ from llm2rec.data.schema import BadLines, RawLog
 from llm2rec.data.sources._common import (
     MAX_TIMESTAMP_MS,
     check_options,
+    check_plausible_times,
     describe_inputs,
     expand_inputs,
     interactions_frame,
@@ -162,6 +163,8 @@ def _interactions(table, path, bad, user_col, item_col, time_col, rating_col, ti
         raise DataFormatError(path, "no usable interaction rows")
     users, items, ratings = users[keep].tolist(), items[keep].tolist(), ratings[keep].to_numpy()
     timestamps = ms[keep] if time_col else ordinal_timestamps(users)
+    if time_col:
+        check_plausible_times(timestamps, path, f"column {time_col!r} read with time_unit={time_unit}")
     if not time_col:
         notes["time"] = "no time column: per-user row order"
     return RawLog(
@@ -202,6 +205,26 @@ def _date_strings(text: pd.Series) -> tuple[np.ndarray, pd.Series, dict]:
     return np.where(parsed.isna(), 0, ms), problems, {"time": "date strings parsed as UTC"}
 
 
+def _drop_non_text_titles(table: pd.DataFrame, keys: pd.Series, title_col: str, path: Path, bad: BadLines):
+    """A title that is a mapping, a number or a boolean (JSON, Parquet) is a bad row, not its repr."""
+    titles = table[title_col]
+    if pd.api.types.is_string_dtype(titles) and titles.map(lambda v: v is None or isinstance(v, str)).all():
+        return table, keys
+    wrong = titles.map(
+        lambda v: not (v is None or isinstance(v, str) or (isinstance(v, float) and np.isnan(v)))
+    )
+    for row in np.flatnonzero(wrong.to_numpy()):
+        value = titles.iloc[row]
+        bad.handle(
+            path,
+            int(row) + 1,
+            f"the title must be text, not {type(value).__name__}",
+            f"item {keys.iloc[row]}",
+        )
+    keep = ~wrong.to_numpy()
+    return table[keep], keys[keep]
+
+
 def _items(path: Path, bad: BadLines, item_col: str, title_col: str, text_cols, used: pd.Series):
     table = _read_any(path, bad)
     if isinstance(text_cols, str):
@@ -210,6 +233,7 @@ def _items(path: Path, bad: BadLines, item_col: str, title_col: str, text_cols, 
         text_cols = [c for c in DEFAULT_TEXT_COLS if c in table.columns]
     require_columns(table, path, [item_col, title_col, *text_cols])
     keys = _as_text(table[item_col]).str.strip()
+    table, keys = _drop_non_text_titles(table, keys, title_col, path, bad)
     out = pd.DataFrame({"item": keys, "title": _as_text(table[title_col])})
     for name in text_cols:
         out[name] = _as_text(table[name])

@@ -101,3 +101,12 @@ def test_history_completes_a_missing_train_file(tmp_path):
     assert u1.split.tolist() == ["train", "valid", "test"]
     assert u1.timestamp.iloc[0] < u1.timestamp.iloc[1]
     assert log.notes["history_items_added"] == 1 and log.notes["history_disagreements"] == 0
+
+
+def test_a_byte_order_mark_does_not_turn_the_header_into_data(tmp_path):
+    paths = write_benchmark(tmp_path / "bench", splits=False)
+    plain = read_source("amazon2023-benchmark", [*paths, _with_meta(tmp_path)])
+    paths[0].write_bytes(b"\xef\xbb\xbf" + paths[0].read_bytes())
+    with_bom = read_source("amazon2023-benchmark", [*paths, _with_meta(tmp_path)])
+    assert len(with_bom.interactions) == len(plain.interactions) == len(REVIEWS)
+    assert with_bom.interactions.equals(plain.interactions)

@@ -62,17 +62,10 @@ def test_jsonl_items_custom_columns_and_seconds(tmp_path):
         "title": ["Item 7", "Item 8"],
         "description": ["d 7", "d 8"],
     }
-    forced = read_source(
-        "generic",
-        [events, items],
-        user_col="who",
-        item_col="what",
-        time_col="when",
-        title_col="name",
-        items_path=items,
-        time_unit="ms",
-    )
-    assert forced.interactions.timestamp.tolist() == [1588687728, 1588687800]
+    # seconds forced to be read as ms land in 1970: a wrong unit, said with the column and the unit
+    with pytest.raises(DataFormatError, match=r"column 'when' read with time_unit=ms: .*1970-01-19 .*unit"):
+        read_source("generic", [events, items], user_col="who", item_col="what", time_col="when",
+                    title_col="name", items_path=items, time_unit="ms")  # fmt: skip
 
 
 def test_dates_and_no_time(tmp_path):

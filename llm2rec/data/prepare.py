@@ -1,0 +1,43 @@
+"""``prepare`` from a description: the one path from a run config's ``dataset`` section (or the
+``llm2rec prepare`` options) to a prepared dataset: check the output, read the input, apply the protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llm2rec.data.dataset import Dataset
+from llm2rec.data.protocol import DATASET_KIND, ProtocolSettings, prepare
+
+
+def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -> Dataset:
+    """Read and prepare the data a run config's ``dataset`` section (or ``llm2rec prepare``) describes.
+
+    ``spec`` has every key of that section: ``format``, ``input``, ``kcore``, ``max_history``, ``split``,
+    ``cutoffs``, ``min_rating``, ``skip_bad_lines``, ``keep_duplicates``, ``options`` (reader options),
+    ``num_users``, ``num_items``, ``seed`` (the last three for ``builtin`` only).
+    """
+    from llm2rec.data.sources import load_raw
+    from llm2rec.outdir import check_output
+
+    # Before any work: never replace an input or a directory that is not a previous dataset.
+    check_output(out, DATASET_KIND, overwrite=overwrite, inputs=spec["input"], legacy=("manifest.json",))
+    settings = ProtocolSettings(
+        spec["kcore"],
+        spec["max_history"],
+        spec["split"],
+        tuple(spec["cutoffs"]),
+        spec["min_rating"],
+        dedup=not spec["keep_duplicates"],
+    )
+    settings.validate()
+    raw = load_raw(
+        spec["format"],
+        [Path(p) for p in spec["input"]],
+        skip_bad_lines=spec["skip_bad_lines"],
+        options=spec["options"],
+        shipped_split=spec["split"] == "shipped",
+        num_users=spec["num_users"],
+        num_items=spec["num_items"],
+        seed=spec["seed"],
+    )
+    return prepare(raw, out, settings, overwrite=overwrite)
