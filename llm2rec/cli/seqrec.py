@@ -15,14 +15,19 @@ def register(app: typer.Typer) -> None:
 
 
 def seqrec(
-    dataset: Path = opt.dataset_dir(),
+    dataset: Path = typer.Option(
+        None, "--dataset", "-d", help="Prepared dataset directory (`llm2rec prepare`)."
+    ),
     model: str = typer.Option(
         "sasrec",
         "--model",
         "-m",
         help="sasrec, gru4rec, or a training-free baseline: pop, random, knn (needs --embeddings).",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Results directory (written atomically)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Results directory (written atomically)."),
+    evaluate_only: Path = typer.Option(
+        None, "--evaluate-only", help="Re-score the saved models of this results dir (no training)."
+    ),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", "-e", help="Item vectors .npy (N+1, d), row i = item i; omit for ID embeddings."
     ),
@@ -66,11 +71,17 @@ def seqrec(
     ),
 ) -> None:
     """Train and evaluate a sequential recommender with exact full ranking; writes OUT/results.json."""
+    if evaluate_only is not None:
+        _evaluate_only(evaluate_only, dataset)
+        return
     import torch
 
     from llm2rec.errors import ConfigError
     from llm2rec.seqrec.results import markdown_table
     from llm2rec.seqrec.run import run_seqrec
+
+    if dataset is None or out is None:
+        raise ConfigError("--dataset and --out are required (or --evaluate-only DIR)")
 
     if threads:
         torch.set_num_threads(threads)
@@ -108,3 +119,20 @@ def seqrec(
     keys = [f"{name}@{k}" for k in cutoffs for name in ("recall", "ndcg")]
     typer.echo(markdown_table({results["model"]: results["metrics"]}, keys))
     typer.echo(f"results written to {out}")
+
+
+def _evaluate_only(results_dir: Path, dataset: Path | None) -> None:
+    """Print each saved seed's valid and test metrics next to the ones recorded when it was trained."""
+    import json
+
+    from llm2rec.seqrec.saved import evaluate_saved
+
+    for name, scores in evaluate_saved(results_dir, dataset).items():
+        recorded = json.loads((results_dir / name / "metrics.json").read_text(encoding="utf-8"))["test"]
+        now = scores["test"]
+        cells = ", ".join(
+            f"{k} {now[k]:.4f} (recorded {recorded.get(k, float('nan')):.4f})"
+            for k in ("recall@10", "ndcg@10")
+            if k in now
+        )
+        typer.echo(f"{name}: {cells}")

@@ -12,6 +12,15 @@ Training examples come from each user's *training part only* (``Dataset.train_se
   the literal reading of "one prediction per training line" in the official code when its train file
   holds one line per user. See docs/results.md for the measured difference.
 
+The trainer does not feed those examples one per row: :func:`training_rows` packs the same targets into
+*whole-sequence rows*. A user's training part of T ≤ ``max_history + 1`` items is one row: with causal
+attention (or a GRU) the state after every prefix comes out of one forward pass, and the state after items
+0..j-1 is exactly what the example with that history would compute (same items, same positions). A target
+further than ``max_history + 1`` into a long sequence gets its own row with its last ``max_history`` items,
+supervised at the last position only. The objective (mean cross-entropy over the same targets, with the
+same histories) is unchanged; the positions computed fall from rows × ``max_history`` to about the number
+of training items (``tests/seqrec/test_data.py`` checks equal losses and gradients).
+
 Validation and test rows are the dataset's ``valid``/``test`` tables as the protocol wrote them. For the
 optional history exclusion, a valid row's "seen" items are the user's training part and a test row's are
 the training plus validation parts.
@@ -45,6 +54,25 @@ class Examples:
 
 
 @dataclass
+class TrainRows:
+    """Training targets in whole-sequence form (see the module docstring): ``inputs`` (R, L) right-padded
+    item ids, ``targets`` (R, L) the item to predict after each position (0 = not supervised), ``widths``
+    (R,) the real length of each row, ``n_targets`` (R,) how many positions each row supervises."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    widths: torch.Tensor
+    n_targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    @property
+    def num_targets(self) -> int:
+        return int(self.n_targets.sum())
+
+
+@dataclass
 class SeqRecData:
     num_items: int
     max_history: int
@@ -52,9 +80,10 @@ class SeqRecData:
     valid: Examples
     test: Examples
     item_counts: np.ndarray  # (N+1,) training-part interaction counts, for the popularity baseline
+    train_rows: TrainRows | None = None  # the same targets as ``train``, packed for training
 
     @classmethod
-    def from_dataset(cls, dataset, supervise: str = "all") -> SeqRecData:
+    def from_dataset(cls, dataset, supervise: str = "all", windows: str = "exact") -> SeqRecData:
         """Read a :class:`Dataset` (anything with its ``train_sequences``, ``split``, ``sequences`` API)."""
         return cls.from_frames(
             train_sequences=dataset.train_sequences(),
@@ -64,6 +93,7 @@ class SeqRecData:
             num_items=dataset.num_items,
             max_history=dataset.max_history,
             supervise=supervise,
+            windows=windows,
         )
 
     @classmethod
@@ -76,6 +106,7 @@ class SeqRecData:
         num_items: int,
         max_history: int,
         supervise: str = "all",
+        windows: str = "exact",
     ) -> SeqRecData:
         if supervise not in SUPERVISE_CHOICES:
             raise ValueError(f"supervise must be one of {SUPERVISE_CHOICES}, not {supervise!r}")
@@ -85,6 +116,7 @@ class SeqRecData:
             num_items=num_items,
             max_history=max_history,
             train=training_examples(train_sequences, max_history, supervise),
+            train_rows=training_rows(train_sequences, max_history, supervise, windows),
             valid=_split_examples(valid, max_history, seen_valid),
             test=_split_examples(test, max_history, seen_test),
             item_counts=_item_counts(train_sequences, num_items),
@@ -132,6 +164,83 @@ def training_examples(
         lengths=torch.from_numpy(hist_len.astype(np.int64)),
         targets=torch.from_numpy(flat[target_pos]),
         users=user_of_pos[target_pos],
+    )
+
+
+WINDOW_CHOICES = ("exact", "chunked")
+
+
+def training_rows(
+    train_sequences: list[np.ndarray], max_history: int, supervise: str = "all", windows: str = "exact"
+) -> TrainRows:
+    """The targets of :func:`training_examples` packed into whole-sequence rows.
+
+    ``windows="exact"``: every target keeps the history the row-per-prefix form gives it (its last
+    ``max_history`` items). ``windows="chunked"``: a long sequence is cut into consecutive pieces of
+    ``max_history + 1`` items overlapping by one, each one row, so a target beyond the first piece sees only
+    the earlier items of its piece (a shorter history; every target still predicted once): far fewer
+    positions on long sequences, a different objective there (docs/results.md measures it).
+    """
+    if windows not in WINDOW_CHOICES:
+        raise ValueError(f"windows must be one of {WINDOW_CHOICES}, not {windows!r}")
+    if windows == "chunked" and supervise == "all":
+        return _chunked_rows(train_sequences, max_history)
+    h = max_history
+    lengths = np.array([len(s) for s in train_sequences], dtype=np.int64)
+    flat = np.concatenate(train_sequences).astype(np.int64) if len(train_sequences) else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    if supervise == "all":
+        # One row per user: items 0..w-2 in, items 1..w-1 out, w = min(T, H + 1).
+        users = np.flatnonzero(lengths >= 2)
+        width = np.minimum(lengths[users], h + 1) - 1
+        seq_in = pad_right(flat, starts[users], width, h)
+        seq_out = pad_right(flat, starts[users] + 1, width, h)
+        # One row per target beyond H + 1 items: its last H items in, the target after the last of them.
+        long_pos = np.concatenate(
+            [starts[u] + np.arange(h + 1, lengths[u]) for u in np.flatnonzero(lengths > h + 1)]
+            or [np.zeros(0, np.int64)]
+        )
+        win_width = np.full(len(long_pos), h, dtype=np.int64)
+    else:  # the last training item of each user, with its last H items
+        users = np.zeros(0, np.int64)
+        width = np.zeros(0, np.int64)
+        seq_in = seq_out = torch.zeros((0, h), dtype=torch.long)
+        with_target = np.flatnonzero(lengths >= 2)
+        long_pos = starts[with_target] + lengths[with_target] - 1
+        win_width = np.minimum(lengths[with_target] - 1, h)
+    win_in = pad_right(flat, long_pos - win_width, win_width, h)
+    win_out = torch.zeros_like(win_in)
+    if len(long_pos):
+        win_out[torch.arange(len(long_pos)), torch.from_numpy(win_width - 1)] = torch.from_numpy(
+            flat[long_pos]
+        )
+    widths = np.concatenate([width, win_width])
+    return TrainRows(
+        inputs=torch.cat([seq_in, win_in]),
+        targets=torch.cat([seq_out, win_out]),
+        widths=torch.from_numpy(widths.astype(np.int64)),
+        n_targets=torch.from_numpy(np.concatenate([width, np.ones(len(long_pos), np.int64)])),
+    )
+
+
+def _chunked_rows(train_sequences: list[np.ndarray], max_history: int) -> TrainRows:
+    h = max_history
+    lengths = np.array([len(s) for s in train_sequences], dtype=np.int64)
+    flat = np.concatenate(train_sequences).astype(np.int64) if len(train_sequences) else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+    # Piece k of a user: items kH .. kH+H in (the first H of them), out (the last H), cut at the end.
+    piece_start, piece_width = [], []
+    for u in np.flatnonzero(lengths >= 2):
+        k = np.arange(0, lengths[u] - 1, h)
+        piece_start.append(starts[u] + k)
+        piece_width.append(np.minimum(h, lengths[u] - 1 - k))
+    first = np.concatenate(piece_start) if piece_start else np.zeros(0, np.int64)
+    width = np.concatenate(piece_width) if piece_width else np.zeros(0, np.int64)
+    return TrainRows(
+        inputs=pad_right(flat, first, width, h),
+        targets=pad_right(flat, first + 1, width, h),
+        widths=torch.from_numpy(width.astype(np.int64)),
+        n_targets=torch.from_numpy(width.astype(np.int64)),
     )
 
 

@@ -40,11 +40,12 @@ from llm2rec.seqrec.baselines import (
     popularity_vectors,
     random_vectors,
 )
-from llm2rec.seqrec.data import SUPERVISE_CHOICES, SeqRecData
+from llm2rec.seqrec.data import SUPERVISE_CHOICES, WINDOW_CHOICES, SeqRecData
 from llm2rec.seqrec.item_encoder import ItemEncoder, normalise_vectors
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
 from llm2rec.seqrec.plots import plot_curve
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
+from llm2rec.seqrec.saved import MODEL_FILE, save_model
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
 from llm2rec.typed import validated
 
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 MODELS = ("sasrec", "gru4rec", *BASELINES)
 DEFAULT_SEEDS = (2024, 2025, 2026)
 DEFAULT_LR = {"sasrec": 1e-3, "gru4rec": 1e-4}  # the paper's
+
 SEQREC_KIND = "seqrec"  # what the output marker of a results dir says (llm2rec.outdir)
 SEQREC_LEGACY = ("results.json", "config.json")  # results dirs written before markers existed
 
@@ -70,6 +72,7 @@ class SeqRecConfig:
     ffn: int = 256
     dropout: float = 0.3
     supervise: str = "all"
+    windows: str = "exact"  # exact | chunked: how long training sequences become rows (seqrec.data)
     lr: float | None = None  # None = the model's paper default
     std: str = "population"
     device: str | None = None  # None = cuda when available
@@ -85,6 +88,8 @@ class SeqRecConfig:
     def validate(self, has_embeddings: bool) -> None:
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, not {self.model!r}")
+        if self.windows not in WINDOW_CHOICES:
+            raise ConfigError(f"windows must be one of {', '.join(WINDOW_CHOICES)}, not {self.windows!r}")
         if self.supervise not in SUPERVISE_CHOICES:
             raise ConfigError(f"--supervise must be one of {', '.join(SUPERVISE_CHOICES)}")
         if self.std not in STD_KINDS:
@@ -140,7 +145,7 @@ def run_seqrec(
         check_output(out_dir, SEQREC_KIND, overwrite=overwrite or resume, legacy=SEQREC_LEGACY,
                      inputs=[p for p in (dataset_dir, embeddings) if p is not None])  # fmt: skip
     dataset = Dataset.load(dataset_dir)
-    data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise)
+    data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise, windows=cfg.windows)
     embeddings, vectors = _item_vectors(cfg, dataset, embeddings)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seeds = [None] if cfg.model in DETERMINISTIC else [int(s) for s in seeds]
@@ -197,18 +202,21 @@ def _run_all(
     runs = []
     for seed in seeds:
         name = _seed_dir_name(seed)
+        model_dir = None if out is None else (work if work is not None else out) / name
         if finished and name in finished:
             log.info("seqrec %s seed %s: reusing the finished run", cfg.model, seed)
-            run = finished[name]
+            run, model_dir = finished[name]
         else:
             log.info("seqrec %s seed %s", cfg.model, seed)
-            run = run_one_seed(cfg, data, vectors, seed, device)
+            run = run_one_seed(cfg, data, vectors, seed, device, model_dir=model_dir)
         if work is not None:
             atomic_write_json(work / name / "metrics.json", run)
         runs.append(run)
         if out is not None:
             seed_dir = out / name
             atomic_write_json(seed_dir / "metrics.json", run)
+            if model_dir is not None and model_dir != seed_dir and (model_dir / MODEL_FILE).is_file():
+                shutil.copy2(model_dir / MODEL_FILE, seed_dir / MODEL_FILE)
             if run["curve"]:
                 title = f"{cfg.model} ({cfg.item_repr}), seed {seed}"
                 plot_curve(run["curve"], seed_dir / "curve.png", cfg.train.valid_metric, title)
@@ -229,12 +237,18 @@ def _run_all(
     return results
 
 
-def run_one_seed(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None, device) -> dict:
+def run_one_seed(
+    cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None, device, model_dir: Path | None = None
+) -> dict:
+    """Train and test one seed; with ``model_dir``, the trained model is saved there (``model.safetensors``:
+    every weight, the frozen item vectors included, so the results dir re-scores it on its own)."""
     if cfg.model in BASELINES:
         return _run_baseline(cfg, data, vectors, seed)
     _seed_everything(seed)
     model = build_model(cfg, data, vectors).to(device)
     result = fit(model, data, cfg.train, seed)
+    if model_dir is not None:
+        save_model(model, model_dir)
     tick = time.perf_counter()
     test = evaluate(
         model,
@@ -304,8 +318,9 @@ def _reuse_key(record: dict) -> dict:
             "embeddings": embeddings.get("sha256"), "device": record["device"]}  # fmt: skip
 
 
-def _finished_seeds(out_dir: Path, record: dict) -> dict[str, dict]:
-    """Per-seed results already on disk (in ``out_dir`` or its work dir) made with the same settings."""
+def _finished_seeds(out_dir: Path, record: dict) -> dict[str, tuple[dict, Path]]:
+    """Per-seed results already on disk (in ``out_dir`` or its work dir) made with the same settings, with
+    the folder each was found in (its saved model, if any, is copied on)."""
     key = json.loads(json.dumps(_reuse_key(record)))  # tuples → lists, as read back from disk
     found = {}
     for folder in (out_dir, work_dir_for(out_dir)):
@@ -316,7 +331,7 @@ def _finished_seeds(out_dir: Path, record: dict) -> dict[str, dict]:
         if _reuse_key(old) != key:
             continue
         for path in sorted(folder.glob("seed-*/metrics.json")):
-            found[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+            found[path.parent.name] = (json.loads(path.read_text(encoding="utf-8")), path.parent)
     return found
 
 

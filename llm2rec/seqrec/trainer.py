@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from llm2rec.seqrec.data import Examples, SeqRecData
+from llm2rec.seqrec.data import Examples, SeqRecData, TrainRows
 from llm2rec.seqrec.metrics import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, full_ranking_ranks, metrics_from_ranks
 from llm2rec.seqrec.models import SequentialRecommender
 
@@ -68,28 +67,59 @@ def rank_targets(
     model.eval()
     device = next(model.parameters()).device
     table = model.item_encoder.table()
-    states = torch.cat(
-        [
-            model.user_states(
-                examples.histories[i : i + batch_size].to(device),
-                examples.lengths[i : i + batch_size].to(device),
-                table,
-            )
-            for i in range(0, len(examples), batch_size)
-        ]
-    )
+    states = torch.empty((len(examples), table.shape[1]), dtype=table.dtype, device=device)
+    # Rows grouped by history length, each group cut to that length: no position is computed for padding
+    # (the states are the same; they are put back in row order).
+    for width in torch.unique(examples.lengths).tolist():
+        same = torch.nonzero(examples.lengths == width).flatten()
+        for rows in torch.split(same, batch_size):
+            histories = examples.histories[rows, :width].to(device)
+            states[rows.to(device)] = model.user_states(histories, examples.lengths[rows].to(device), table)
     exclude = examples.seen if exclude_history else None
     return full_ranking_ranks(states, table[1:], examples.targets, exclude, memory_budget)
 
 
+def epoch_batches(rows: TrainRows, batch_size: int, generator: torch.Generator, group: int = 8):
+    """One epoch of batches: ``(row indices, width)`` pairs holding about ``batch_size`` targets each.
+
+    Rows are shuffled, then sorted by width within chunks of ``group`` batches, so a batch is trimmed to
+    rows of similar widths (less padding computed) while the epoch stays random; the batch order is then
+    shuffled too. A row goes to the batch in which its first target falls.
+    """
+    order = torch.randperm(len(rows), generator=generator)
+    per_row = max(rows.num_targets / max(len(rows), 1), 1.0)
+    chunk = max(1, int(group * batch_size / per_row))
+    widths = rows.widths[order]
+    for start in range(0, len(order), chunk):
+        piece = slice(start, start + chunk)
+        by_width = torch.argsort(widths[piece], descending=True, stable=True)
+        order[piece], widths[piece] = order[piece][by_width], widths[piece][by_width]
+    first_target = torch.cumsum(rows.n_targets[order], 0) - rows.n_targets[order]
+    batch_of = first_target // batch_size
+    counts = torch.unique_consecutive(batch_of, return_counts=True)[1].tolist()
+    batches = list(zip(torch.split(order, counts), torch.split(widths, counts), strict=True))
+    for k in torch.randperm(len(batches), generator=generator).tolist():
+        idx, w = batches[k]
+        yield idx, int(w.max())
+
+
+def _adamw(model, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused where torch has the kernel (2-3x faster steps on a CPU for a model this small)."""
+    params = list(model.parameters())
+    try:
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: int) -> TrainResult:
-    """Train ``model`` on ``data.train``; validate every ``eval_every`` epochs on ``cfg.valid_metric``; stop
+    """Train ``model`` on ``data.train_rows`` (the targets of ``data.train`` in whole-sequence rows); validate every ``eval_every`` epochs on ``cfg.valid_metric``; stop
     when it has not improved for ``patience`` epochs; leave the best validated state loaded."""
     device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = _adamw(model, cfg)
     generator = torch.Generator().manual_seed(seed)
-    train = data.train
-    histories, lengths, targets = (t.to(device) for t in (train.histories, train.lengths, train.targets))
+    rows = data.train_rows
+    inputs, targets = rows.inputs.to(device), rows.targets.to(device)
     best_score, best_epoch, best_valid, best_state = float("-inf"), 0, {}, None
     curve: list[dict] = []
     started = time.perf_counter()
@@ -97,12 +127,10 @@ def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: 
     for epoch in bar:
         tick = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train), generator=generator).to(device)
         total, batches = 0.0, 0
-        for start in range(0, len(train), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            logits = model(histories[idx], lengths[idx])
-            loss = F.cross_entropy(logits, targets[idx] - 1)
+        for idx, width in epoch_batches(rows, cfg.batch_size, generator):
+            idx = idx.to(device)
+            loss = model.training_loss(inputs[idx, :width], targets[idx, :width])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

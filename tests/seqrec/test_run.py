@@ -46,7 +46,7 @@ def test_resume_reuses_finished_seeds_with_the_same_settings(cyclic_dataset, tmp
     first = run_seqrec(cyclic_dataset.root, seeds=(1,), **kw)
     trained = []
     real = run_module.run_one_seed
-    monkeypatch.setattr(run_module, "run_one_seed", lambda *a: trained.append(a[3]) or real(*a))
+    monkeypatch.setattr(run_module, "run_one_seed", lambda *a, **k: trained.append(a[3]) or real(*a, **k))
     both = run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, **kw)
     assert trained == [2]  # seed 1 came from disk
     assert both["metrics"]["recall@10"]["per_seed"][0] == first["metrics"]["recall@10"]["per_seed"][0]
@@ -64,17 +64,17 @@ def test_resume_after_an_interruption_keeps_the_seeds_that_finished(cyclic_datas
     kw = dict(model="sasrec", seeds=(1, 2), epochs=1, progress=False, hidden=16, ffn=32, resume=True)
     real = run_module.run_one_seed
 
-    def dies_on_seed_2(*args):
+    def dies_on_seed_2(*args, **kwargs):
         if args[3] == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "run_one_seed", dies_on_seed_2)
     with pytest.raises(KeyboardInterrupt):
         run_seqrec(cyclic_dataset.root, out_dir=tmp_path / "res", **kw)
     assert not (tmp_path / "res").exists() and (tmp_path / "res.work" / "seed-1" / "metrics.json").is_file()
     trained = []
-    monkeypatch.setattr(run_module, "run_one_seed", lambda *a: trained.append(a[3]) or real(*a))
+    monkeypatch.setattr(run_module, "run_one_seed", lambda *a, **k: trained.append(a[3]) or real(*a, **k))
     run_seqrec(cyclic_dataset.root, out_dir=tmp_path / "res", **kw)
     assert trained == [2]
 
@@ -180,3 +180,49 @@ def test_history_exclusion_only_helps_popularity(make_dataset, tmp_path):
     plain = run_seqrec(ds.root, model="pop")["metrics"]
     excluded = run_seqrec(ds.root, model="pop", exclude_history=True)["metrics"]
     assert excluded["ndcg@5"]["mean"] > plain["ndcg@5"]["mean"]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_saved_models_reload_and_rescore_identically(cyclic_dataset, tmp_path, model):
+    from llm2rec.seqrec.saved import evaluate_saved
+
+    out = tmp_path / "res"
+    run_seqrec(cyclic_dataset.root, model=model, seeds=(1, 2), out_dir=out, epochs=2, hidden=16, ffn=32,
+               progress=False)  # fmt: skip
+    rescored = evaluate_saved(out)
+    assert sorted(rescored) == ["seed-1", "seed-2"]
+    for name, scores in rescored.items():
+        recorded = json.loads((out / name / "metrics.json").read_text())
+        assert scores["test"] == recorded["test"] and scores["valid"] == recorded["valid"]
+
+
+def test_text_models_carry_their_vectors_and_check_the_embeddings_file(cyclic_dataset, tmp_path):
+    from llm2rec.data.vectors import save_item_vectors
+    from llm2rec.seqrec.saved import evaluate_saved
+
+    n = cyclic_dataset.num_items
+    vectors = np.random.default_rng(0).normal(size=(n + 1, 8)).astype(np.float32)
+    vectors[0] = 0
+    emb = save_item_vectors(
+        tmp_path / "v.npy", vectors, {"num_items": n, "dataset_checksum": cyclic_dataset.checksum}
+    )
+    out = tmp_path / "res"
+    run_seqrec(cyclic_dataset.root, model="sasrec", embeddings=emb, seeds=(3,), out_dir=out, epochs=2,
+               hidden=16, ffn=32, progress=False)  # fmt: skip
+    recorded = json.loads((out / "seed-3" / "metrics.json").read_text())
+    assert evaluate_saved(out)["seed-3"]["test"] == recorded["test"]
+    vectors[1] += 1  # another file at the recorded path: the model would be scored with wrong vectors
+    save_item_vectors(emb, vectors, {"num_items": n, "dataset_checksum": cyclic_dataset.checksum})
+    with pytest.raises(DataFormatError, match="not the embeddings file"):
+        evaluate_saved(out)
+
+
+def test_evaluate_only_on_the_command_line(cyclic_dataset, tmp_path):
+    from llm2rec.cli import app
+
+    out = tmp_path / "res"
+    run_seqrec(cyclic_dataset.root, model="gru4rec", seeds=(1,), out_dir=out, epochs=1, progress=False)
+    r = CliRunner().invoke(app, ["seqrec", "--evaluate-only", str(out)])
+    assert r.exit_code == 0, r.output
+    recorded = json.loads((out / "seed-1" / "metrics.json").read_text())["test"]["recall@10"]
+    assert f"recall@10 {recorded:.4f} (recorded {recorded:.4f})" in r.output

@@ -96,3 +96,20 @@ def test_gru4rec_trains_and_predicts(cyclic_dataset):
         seed=0,
     )
     assert evaluate(model, data.test)["recall@5"] > 0.9
+
+
+def test_sasrec_blocks_compute_what_nn_transformer_encoder_computes():
+    import torch
+
+    from llm2rec.seqrec.item_encoder import ItemEncoder
+    from llm2rec.seqrec.models import SASRec, _post_ln_block
+
+    torch.manual_seed(0)
+    model = SASRec(ItemEncoder(30, 16, "id"), 10, 16, 2, 2, 32, dropout=0.0).eval()
+    x = torch.randn(4, 7, 16)
+    causal = torch.triu(torch.ones(7, 7, dtype=torch.bool), diagonal=1)
+    expected = model.blocks(x, mask=causal, is_causal=True)
+    got = x
+    for block in model.blocks.layers:
+        got = _post_ln_block(block, got)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
