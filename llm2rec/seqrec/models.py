@@ -74,7 +74,7 @@ class FastDropout(nn.Module):
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)
         keep = torch.randint(-32768, 32768, x.shape, dtype=torch.int16) >= self._threshold
-        return x * keep * (1.0 / (1.0 - self.p))
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 def last_position(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

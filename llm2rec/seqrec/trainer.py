@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from llm2rec.seqrec.data import Examples, SeqRecData, TrainRows
 from llm2rec.seqrec.metrics import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, full_ranking_ranks, metrics_from_ranks
 from llm2rec.seqrec.models import SequentialRecommender
+from llm2rec.seqrec.optim import AdamW
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +104,11 @@ def epoch_batches(rows: TrainRows, batch_size: int, generator: torch.Generator, 
         yield idx, int(w.max())
 
 
-def _adamw(model, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW, fused where torch has the kernel (2-3x faster steps on a CPU for a model this small)."""
-    params = list(model.parameters())
-    try:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
 def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: int) -> TrainResult:
     """Train ``model`` on ``data.train_rows`` (the targets of ``data.train`` in whole-sequence rows); validate every ``eval_every`` epochs on ``cfg.valid_metric``; stop
     when it has not improved for ``patience`` epochs; leave the best validated state loaded."""
     device = next(model.parameters()).device
-    optimizer = _adamw(model, cfg)
+    optimizer = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     rows = data.train_rows
     inputs, targets = rows.inputs.to(device), rows.targets.to(device)

@@ -113,3 +113,25 @@ def test_sasrec_blocks_compute_what_nn_transformer_encoder_computes():
     for block in model.blocks.layers:
         got = _post_ln_block(block, got)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_our_adamw_is_torch_adamw():
+    import torch
+
+    from llm2rec.seqrec.optim import AdamW
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(6, 4), torch.nn.Linear(6, 4)
+    theirs.load_state_dict(ours.state_dict())
+    opt_ours = AdamW(ours.parameters(), lr=1e-2, weight_decay=1e-2)
+    opt_theirs = torch.optim.AdamW(theirs.parameters(), lr=1e-2, weight_decay=1e-2)
+    for step in range(5):
+        x = torch.randn(8, 6)
+        for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            if step == 2:
+                model.bias.grad = None  # a parameter without a gradient is not updated, as in torch
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
