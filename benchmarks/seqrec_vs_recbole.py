@@ -41,7 +41,8 @@ def prepare(work: Path, long_users: int = 1000, long_history: int = 50) -> dict[
     from llm2rec.config import dataset_spec
     from llm2rec.data.dataset import Dataset
     from llm2rec.data.prepare import prepare_from_spec
-    from llm2rec.data.protocol import ProtocolSettings, prepare as run_protocol
+    from llm2rec.data.protocol import ProtocolSettings
+    from llm2rec.data.protocol import prepare as run_protocol
     from llm2rec.data.synthetic import generate
 
     out = {}
