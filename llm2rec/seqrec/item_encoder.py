@@ -24,18 +24,23 @@ from llm2rec.errors import ConfigError
 
 ITEM_REPRS = ("id", "text", "text+id")
 ADAPTERS = ("linear", "mlp")
-VECTOR_NORMS = ("none", "center", "l2", "center-l2")
+VECTOR_NORMS = ("none", "scale", "center", "l2", "center-l2")
 
 
 def normalise_vectors(vectors: np.ndarray, how: str = "none") -> np.ndarray:
-    """Optional preprocessing of raw vectors (row 0 stays as given): centring and/or L2 normalisation.
+    """Optional preprocessing of raw vectors (row 0 stays as given): one global scale (mean norm 1),
+    centring and/or L2 normalisation.
 
-    Raw LLM mean-pooled vectors are large and nearly parallel; centring removes the shared direction.
+    Raw LLM mean-pooled vectors are large (norm ≈ 44 for SmolLM2) and nearly parallel; ``scale`` only fixes
+    the size, which the adapter's initialisation expects, and keeps the geometry; centring removes the
+    shared direction.
     """
     if how not in VECTOR_NORMS:
         raise ConfigError(f"vector normalisation must be one of {', '.join(VECTOR_NORMS)}, not {how!r}")
     out = vectors.astype(np.float32, copy=True)
     items = out[1:]
+    if how == "scale":  # one global factor: mean item-vector norm 1, every angle and ratio kept
+        items /= max(float(np.linalg.norm(items, axis=1).mean()), 1e-12)
     if how in ("center", "center-l2"):
         items -= items.mean(axis=0, keepdims=True)
     if how in ("l2", "center-l2"):

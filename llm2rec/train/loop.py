@@ -303,11 +303,10 @@ class _Run:
             window.add(loss, metrics, tokens)
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 entry = self.log_entry(window, grad_norm)
-                bar.set_postfix(
-                    loss=f"{entry['loss']:.4f}",
-                    tok_s=f"{entry['tokens_per_s']:.0f}",
-                    mfu=f"{entry['mfu']:.1%}" if entry["mfu"] is not None else "?",
-                )
+                shown = {"loss": f"{entry['loss']:.4f}", "tok_s": f"{entry['tokens_per_s']:.0f}"}
+                if entry["mfu"] is not None:  # only against a known peak (GPU tables, or peak_tflops)
+                    shown["mfu"] = f"{entry['mfu']:.1%}"
+                bar.set_postfix(**shown)
                 window = Window()
             if cfg.eval_every and self.step % cfg.eval_every == 0:
                 self.evaluate()

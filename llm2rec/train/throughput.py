@@ -31,9 +31,8 @@ def peak_flops(device: torch.device, config: LoopConfig) -> float | None:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         return next((v * 1e12 for k, v in _GPU_PEAK_BF16_TFLOPS.items() if k in name), None)
-    if device.type == "cpu":
-        # A rough AVX2 figure: 2 FMA units × 8 fp32 lanes × 2 flops at ~2.5 GHz per thread.
-        return torch.get_num_threads() * 2.5e9 * 32
+    # A CPU's peak is not known from its type (the guessed AVX2 figure once showed an MFU of 98.8%): no MFU
+    # there unless peak_tflops is given (a figure the user measured); tokens/s only.
     return None
 
 

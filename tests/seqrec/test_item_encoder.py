@@ -37,3 +37,13 @@ def test_modes_and_trainable_parts():
     assert mlp.table().shape == (4, 5)
     with pytest.raises(ConfigError, match="needs an embeddings file"):
         ItemEncoder(3, 5, "text")
+
+
+def test_scale_normalisation_keeps_every_angle():
+    vecs = np.array([[0, 0], [30, 40], [0, 10], [6, 8]], dtype=np.float32)
+    out = normalise_vectors(vecs, "scale")
+    norms = np.linalg.norm(out[1:], axis=1)
+    assert norms.mean() == pytest.approx(1.0) and np.allclose(
+        out[1:] / norms[:, None], vecs[1:] / np.linalg.norm(vecs[1:], axis=1)[:, None]
+    )
+    assert out[0].tolist() == [0, 0]
