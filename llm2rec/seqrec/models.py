@@ -15,6 +15,8 @@ state read at the last real item.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -150,3 +152,19 @@ class GRU4Rec(SequentialRecommender):
         # Right padding: the output at a real position has not yet read any padding, so no packing is needed.
         outputs, _ = self.gru(self.embedding_dropout(item_embs))
         return outputs
+
+
+# A trained recommender's file in its seed dir (read back by llm2rec.seqrec.saved).
+MODEL_FILE = "model.safetensors"
+
+
+def save_model(model: nn.Module, seed_dir: Path) -> Path:
+    """The model's state (weights and the frozen item vectors) as safetensors, written atomically."""
+    from safetensors.torch import save
+
+    from llm2rec.io import atomic_write_bytes
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = Path(seed_dir) / MODEL_FILE
+    atomic_write_bytes(path, save(state))
+    return path

@@ -43,9 +43,9 @@ from llm2rec.seqrec.baselines import (
 from llm2rec.seqrec.data import SUPERVISE_CHOICES, WINDOW_CHOICES, SeqRecData
 from llm2rec.seqrec.item_encoder import ItemEncoder, normalise_vectors
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
+from llm2rec.seqrec.models import MODEL_FILE, save_model
 from llm2rec.seqrec.plots import plot_curve
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
-from llm2rec.seqrec.saved import MODEL_FILE, save_model
 from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
 from llm2rec.typed import validated
 

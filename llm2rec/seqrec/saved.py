@@ -1,4 +1,5 @@
-"""Saved recommenders: each trained seed's weights in ``seed-<s>/model.safetensors`` beside the results
+"""Saved recommenders, read back: each trained seed's weights in ``seed-<s>/model.safetensors`` (written by
+:func:`llm2rec.seqrec.models.save_model`) beside the results
 dir's ``config.json`` (every setting, the dataset's checksum, the embeddings file's sha256), so a result can
 be re-scored, or the model used, without training again (``llm2rec seqrec --evaluate-only DIR``)."""
 
@@ -9,22 +10,9 @@ import logging
 from pathlib import Path
 
 from llm2rec.errors import ConfigError, DataFormatError
+from llm2rec.seqrec.models import MODEL_FILE
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.safetensors"
-
-
-def save_model(model, seed_dir: Path) -> Path:
-    """The model's state (weights and the frozen item vectors) as safetensors, written atomically."""
-    from safetensors.torch import save
-
-    from llm2rec.io import atomic_write_bytes
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path = Path(seed_dir) / MODEL_FILE
-    atomic_write_bytes(path, save(state))
-    return path
 
 
 def load_models(results_dir: str | Path, dataset_dir: str | Path | None = None, device: str = "cpu"):
