@@ -68,6 +68,7 @@ def seqrec(
         False, "--resume", help="Reuse seeds already finished in OUT with the same settings; train the rest."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write seed-<s>/curve.png."),
     set_: list[str] = opt.assignments(
         "Any seqrec setting, e.g. --set eval_batch_size=512 (wins over flags)."
     ),
@@ -115,6 +116,7 @@ def seqrec(
         std=std,
         device=device,
         progress=not quiet,
+        plots=plots,
     )
     results = run_seqrec(dataset, model=model, embeddings=embeddings, seeds=tuple(seeds), out_dir=out,
                          overwrite=overwrite, resume=resume, **opt.overrides(set_, **flags))  # fmt: skip

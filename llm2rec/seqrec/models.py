@@ -113,15 +113,29 @@ class SASRec(SequentialRecommender):
             layer.dropout, layer.dropout1, layer.dropout2 = (FastDropout(dropout) for _ in range(3))
 
     def sequence_outputs(self, item_embs: torch.Tensor) -> torch.Tensor:
-        width = item_embs.shape[1]
-        x = item_embs + self.positions.weight[:width].unsqueeze(0)
-        x = self.input_dropout(self.input_norm(x))
+        x = self._embed(item_embs)
         for block in self.blocks.layers:
             x = _post_ln_block(block, x)
         return x
 
+    def encode_sequence(self, item_embs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The state after the last real item: the same numbers as ``sequence_outputs`` read there, but
+        the last block computes that one position only (its keys and values still see every item)."""
+        x = self._embed(item_embs)
+        *early, last = self.blocks.layers
+        for block in early:
+            x = _post_ln_block(block, x)
+        return _post_ln_block(last, x, query=lengths - 1)
 
-def _post_ln_block(block: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    def _embed(self, item_embs: torch.Tensor) -> torch.Tensor:
+        width = item_embs.shape[1]
+        x = item_embs + self.positions.weight[:width].unsqueeze(0)
+        return self.input_dropout(self.input_norm(x))
+
+
+def _post_ln_block(
+    block: nn.TransformerEncoderLayer, x: torch.Tensor, query: torch.Tensor | None = None
+) -> torch.Tensor:
     """``block(x)`` with a causal mask, the same computation as ``nn.TransformerEncoderLayer`` (post-LN,
     dropout on the attention weights, after attention and inside and after the feed-forward), written with
     ``scaled_dot_product_attention`` on the block's own weights: a few fused kernels instead of the many small
@@ -132,11 +146,20 @@ def _post_ln_block(block: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.
     qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(batch, width, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
     drop = attn.dropout if block.training else 0.0
-    a = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
+    if query is not None:  # one position per row (B,): its query against the keys up to it
+        rows = torch.arange(batch, device=x.device)
+        q = q[rows, :, query].unsqueeze(2)
+        visible = torch.arange(width, device=x.device)[None, :] <= query[:, None]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=visible[:, None, None, :], dropout_p=drop)
+        x = x[rows, query].unsqueeze(1)
+        width = 1
+    else:
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
     a = attn.out_proj(a.transpose(1, 2).reshape(batch, width, hidden))
     x = block.norm1(x + block.dropout1(a))
     ff = block.linear2(block.dropout(block.activation(block.linear1(x))))
-    return block.norm2(x + block.dropout2(ff))
+    out = block.norm2(x + block.dropout2(ff))
+    return out.squeeze(1) if query is not None else out
 
 
 class GRU4Rec(SequentialRecommender):

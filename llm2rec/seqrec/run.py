@@ -217,7 +217,7 @@ def _run_all(
             atomic_write_json(seed_dir / "metrics.json", run)
             if model_dir is not None and model_dir != seed_dir and (model_dir / MODEL_FILE).is_file():
                 shutil.copy2(model_dir / MODEL_FILE, seed_dir / MODEL_FILE)
-            if run["curve"]:
+            if run["curve"] and cfg.train.plots:
                 title = f"{cfg.model} ({cfg.item_repr}), seed {seed}"
                 plot_curve(run["curve"], seed_dir / "curve.png", cfg.train.valid_metric, title)
     results = {
@@ -312,7 +312,7 @@ def _reuse_key(record: dict) -> dict:
     """What must match for a finished seed to be reused: every setting but the progress bar, the data and
     the vectors (by checksum, not path) and the device."""
     config = dict(record["config"])
-    config["train"] = {k: v for k, v in config["train"].items() if k != "progress"}
+    config["train"] = {k: v for k, v in config["train"].items() if k not in ("progress", "plots")}
     embeddings = record.get("embeddings") or {}
     return {"config": config, "dataset": record["dataset"]["checksum"],
             "embeddings": embeddings.get("sha256"), "device": record["device"]}  # fmt: skip

@@ -135,3 +135,18 @@ def test_our_adamw_is_torch_adamw():
             opt.step()
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_sasrec_reads_the_last_state_exactly_when_it_computes_only_that_position():
+    import torch
+
+    from llm2rec.seqrec.item_encoder import ItemEncoder
+    from llm2rec.seqrec.models import SASRec, last_position
+
+    torch.manual_seed(0)
+    model = SASRec(ItemEncoder(30, 16, "id"), 10, 16, 2, 2, 32, dropout=0.0).eval()
+    lengths = torch.tensor([7, 3, 1, 5, 7])
+    histories = torch.randint(1, 31, (5, 7)) * (torch.arange(7)[None, :] < lengths[:, None])
+    embedded = model.item_encoder.table()[histories]
+    expected = last_position(model.sequence_outputs(embedded), lengths)
+    torch.testing.assert_close(model.encode_sequence(embedded, lengths), expected, rtol=1e-5, atol=1e-6)
