@@ -19,33 +19,6 @@ from llm2rec.embed.registry import ENCODER_NAMES
 from llm2rec.errors import ConfigError
 from llm2rec.typed import validated
 
-DEFAULTS: dict = {
-    "dataset": {
-        "format": "builtin",
-        "input": [],
-        "kcore": 5,
-        "max_history": 10,
-        "split": "loo",
-        "cutoffs": [1628643414042, 1658002729837],
-        "min_rating": None,
-        "skip_bad_lines": False,
-        "keep_duplicates": False,
-        "options": {},
-        "num_users": 3000,
-        "num_items": 1500,
-        "seed": 0,
-    },
-    "model": "smollm2-135m",
-    "preset": "cpu",
-    "csft": {},
-    "mntp": {},
-    "contrastive": {},
-    "embed": {"batch_size": 32, "template": "{title}", "normalize": False},
-    "encoders": list(ENCODER_NAMES),
-    # workers > 1 runs the encoder × recommender jobs side by side (one torch thread each).
-    "seqrec": {"models": ["sasrec"], "seeds": [2024, 2025, 2026], "options": {}, "workers": 1},
-}
-
 
 def deep_merge(base: dict, extra: dict, path: str = "") -> dict:
     out = copy.deepcopy(base)
@@ -63,19 +36,19 @@ class _Section(BaseModel):
 
 
 class _Dataset(_Section):
-    format: str
-    input: list[str]
-    kcore: NonNegativeInt
-    max_history: PositiveInt
-    split: Literal["loo", "temporal", "shipped"]
-    cutoffs: tuple[int, int]
-    min_rating: float | None
-    skip_bad_lines: bool
-    keep_duplicates: bool
-    options: dict[str, Any]
-    num_users: PositiveInt
-    num_items: Annotated[int, Field(ge=2)]
-    seed: int
+    format: str = "builtin"
+    input: list[str] = []
+    kcore: NonNegativeInt = 5
+    max_history: PositiveInt = 10
+    split: Literal["loo", "temporal", "shipped"] = "loo"
+    cutoffs: Annotated[list[int], Field(min_length=2, max_length=2)] = [1628643414042, 1658002729837]
+    min_rating: float | None = None
+    skip_bad_lines: bool = False
+    keep_duplicates: bool = False
+    options: dict[str, Any] = {}
+    num_users: PositiveInt = 3000
+    num_items: Annotated[int, Field(ge=2)] = 1500
+    seed: int = 0
 
     @field_validator("input", mode="before")
     @classmethod
@@ -92,28 +65,32 @@ class _Dataset(_Section):
 
 
 class _Embed(_Section):
-    batch_size: PositiveInt
-    template: str
-    normalize: bool
+    batch_size: PositiveInt = 32
+    template: str = "{title}"
+    normalize: bool = False
 
 
 class _Seqrec(_Section):
-    models: Annotated[list[str], Field(min_length=1)]
-    seeds: Annotated[list[int], Field(min_length=1)]
-    options: dict[str, Any]
-    workers: PositiveInt
+    models: Annotated[list[str], Field(min_length=1)] = ["sasrec"]
+    seeds: Annotated[list[int], Field(min_length=1)] = [2024, 2025, 2026]
+    options: dict[str, Any] = {}
+    workers: PositiveInt = 1  # > 1 runs the encoder × recommender jobs side by side (one torch thread each)
 
 
 class _RunConfig(_Section):
-    dataset: _Dataset
-    model: str
-    preset: str
-    csft: dict[str, Any]
-    mntp: dict[str, Any]
-    contrastive: dict[str, Any]
-    embed: _Embed
-    encoders: Annotated[list[str], Field(min_length=1)]
-    seqrec: _Seqrec
+    dataset: _Dataset = _Dataset()
+    model: str = "smollm2-135m"
+    preset: str = "cpu"
+    csft: dict[str, Any] = {}
+    mntp: dict[str, Any] = {}
+    contrastive: dict[str, Any] = {}
+    embed: _Embed = _Embed()
+    encoders: Annotated[list[str], Field(min_length=1)] = list(ENCODER_NAMES)
+    seqrec: _Seqrec = _Seqrec()
+
+
+# Every key of a run config with its default value: the schema's defaults, as plain data.
+DEFAULTS: dict = _RunConfig().model_dump()
 
 
 def validate_config(cfg: dict) -> dict:
@@ -123,7 +100,6 @@ def validate_config(cfg: dict) -> dict:
     bad = [e for e in checked["encoders"] if e not in ENCODER_NAMES]
     if bad:
         raise ConfigError(f"unknown encoder(s) {bad}; choose from {', '.join(ENCODER_NAMES)}")
-    checked["dataset"]["cutoffs"] = list(checked["dataset"]["cutoffs"])
     return checked
 
 
@@ -167,10 +143,8 @@ def apply_override(cfg: dict, pair: str) -> None:
 def dataset_spec(**values) -> dict:
     """A complete, checked ``dataset`` section: :data:`DEFAULTS`' values, then ``values`` (what
     ``llm2rec prepare`` was given); see :func:`llm2rec.data.prepare.prepare_from_spec`."""
-    spec = deep_merge(DEFAULTS["dataset"], {k: v for k, v in values.items() if v is not None})
-    checked = validated(_Dataset, spec, where="dataset").model_dump()
-    checked["cutoffs"] = list(checked["cutoffs"])
-    return checked
+    given = {k: v for k, v in values.items() if v is not None}
+    return validated(_Dataset, given, where="dataset").model_dump()
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

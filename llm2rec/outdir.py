@@ -77,9 +77,9 @@ def check_output(
     reason = protected_reason(out)
     if reason is not None:
         raise OutputError(f"--out {out} is {reason}; choose a new directory for the output")
+    resolved = out.resolve()
     for item in inputs:
         item = Path(item).resolve()
-        resolved = out.resolve()
         if item == resolved or resolved in item.parents:
             raise OutputError(
                 f"--out {out} holds the input {item}: writing there would destroy it; choose another --out"

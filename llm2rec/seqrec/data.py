@@ -29,6 +29,7 @@ the training plus validation parts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -76,11 +77,17 @@ class TrainRows:
 class SeqRecData:
     num_items: int
     max_history: int
-    train: Examples
+    train_rows: TrainRows  # what the trainer reads: the training targets in whole-sequence rows
     valid: Examples
     test: Examples
     item_counts: np.ndarray  # (N+1,) training-part interaction counts, for the popularity baseline
-    train_rows: TrainRows | None = None  # the same targets as ``train``, packed for training
+    train_sequences: list[np.ndarray]
+    supervise: str = "all"
+
+    @cached_property
+    def train(self) -> Examples:
+        """The same training targets one row per prefix (built on first use only: the trainer does not)."""
+        return training_examples(self.train_sequences, self.max_history, self.supervise)
 
     @classmethod
     def from_dataset(cls, dataset, supervise: str = "all", windows: str = "exact") -> SeqRecData:
@@ -115,22 +122,28 @@ class SeqRecData:
         data = cls(
             num_items=num_items,
             max_history=max_history,
-            train=training_examples(train_sequences, max_history, supervise),
             train_rows=training_rows(train_sequences, max_history, supervise, windows),
             valid=_split_examples(valid, max_history, seen_valid),
             test=_split_examples(test, max_history, seen_test),
             item_counts=_item_counts(train_sequences, num_items),
+            train_sequences=train_sequences,
+            supervise=supervise,
         )
         data.check_ids()
         return data
 
     def check_ids(self) -> None:
-        for name in ("train", "valid", "test"):
-            ex: Examples = getattr(self, name)
-            if len(ex) == 0:
+        rows = self.train_rows
+        splits = {
+            "train": (rows.targets[rows.targets > 0], rows.inputs),
+            "valid": (self.valid.targets, self.valid.histories),
+            "test": (self.test.targets, self.test.histories),
+        }
+        for name, (targets, histories) in splits.items():
+            if len(targets) == 0:
                 raise DatasetError(f"the {name} split has no examples")
-            top = max(int(ex.targets.max()), int(ex.histories.max()))
-            if int(ex.targets.min()) < 1 or top > self.num_items:
+            top = max(int(targets.max()), int(histories.max()))
+            if int(targets.min()) < 1 or top > self.num_items:
                 raise DatasetError(f"the {name} split holds item ids outside 1..{self.num_items}")
 
 

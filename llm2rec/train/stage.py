@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2rec.errors import ConfigError
 from llm2rec.io import work_dir_for
 from llm2rec.train.config import StageConfig
 from llm2rec.train.outputs import WORK_KIND, WORK_LEGACY, finished, output_kind, publish, record_name
@@ -146,7 +147,5 @@ def resolve_config(build_config: Callable, config: StageConfig | None, preset: s
     if config is None:
         return build_config(preset, **overrides)
     if any(v is not None for v in overrides.values()):
-        from llm2rec.errors import ConfigError
-
         raise ConfigError("give either a built config or preset overrides, not both")
     return config
