@@ -84,6 +84,7 @@ class _RunConfig(_Section):
     csft: dict[str, Any] = {}
     mntp: dict[str, Any] = {}
     contrastive: dict[str, Any] = {}
+    contrastive_pairs: dict[str, Any] = {}  # the llm2rec+pairs row: contrastive's settings, then these
     embed: _Embed = _Embed()
     encoders: Annotated[list[str], Field(min_length=1)] = list(ENCODER_NAMES)
     seqrec: _Seqrec = _Seqrec()
@@ -117,6 +118,10 @@ def parse_assignment(pair: str) -> tuple[str, object]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{pair!r}: the value is not valid YAML ({exc.problem or exc})") from exc
+    # YAML 1.1 reads yes/no/on/off as booleans; on a command line they are words (mixed_precision=no).
+    # Only true/false are booleans here, as in YAML 1.2.
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()
     # YAML 1.1 reads "1e-4" (no dot) as a string; a learning rate written that way is a number.
     if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
         value = float(value)

@@ -46,6 +46,10 @@ def test_one_grammar_for_every_override():
     }
     with pytest.raises(ConfigError, match="not valid YAML"):
         parse_assignment("seeds=[1, 2")
+    # YAML 1.1's yes/no/on/off are words on a command line; only true/false are booleans.
+    assert parse_assignment("mixed_precision=no") == ("mixed_precision", "no")
+    assert parse_assignment("x=On") == ("x", "On")
+    assert parse_assignment("x=False") == ("x", False)
 
 
 def test_reader_options_may_be_written_as_assignments():

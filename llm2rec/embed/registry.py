@@ -18,7 +18,7 @@ NO_VECTORS, SENTENCE_TRANSFORMERS, BACKBONE = "id", "st", "backbone"
 class EncoderSpec:
     name: str
     description: str
-    source: str  # id | st | backbone | a training stage (csft, mntp, contrastive)
+    source: str  # id | st | backbone | a training stage (csft, mntp, contrastive, contrastive_pairs)
     model: str | None = None  # st: the model to load
     pooling: str | None = None  # LLM encoders: mean | last
     bidirectional: bool | None = None
@@ -37,11 +37,17 @@ ENCODERS: tuple[EncoderSpec, ...] = (
                 BACKBONE, pooling="last", bidirectional=False),
     EncoderSpec("raw-mean", "the raw backbone, bidirectional attention, mean pooling (the paper's "
                 "'Bidirectional' row)", BACKBONE, pooling="mean", bidirectional=True),
+    EncoderSpec("raw-causal-mean", "the raw backbone, causal attention, mean pooling (what the official "
+                "code's extraction computes)", BACKBONE, pooling="mean", bidirectional=False),
     EncoderSpec("csft", "after CSFT, bidirectional, mean pooling", "csft", pooling="mean", bidirectional=True),
     EncoderSpec("csft-mntp", "after CSFT + MNTP, bidirectional, mean pooling", "mntp", pooling="mean",
                 bidirectional=True),
     EncoderSpec("llm2rec", "after CSFT + MNTP + item contrastive learning (full LLM2Rec)", "contrastive",
                 pooling="mean", bidirectional=True),
+    EncoderSpec("llm2rec+pairs", "LLM2Rec whose contrastive stage also has collaborative positives (items "
+                "close in users' training sequences)", "contrastive_pairs", pooling="mean", bidirectional=True),
+    EncoderSpec("llm2rec-causal-mean", "full LLM2Rec extracted as the official code does (causal attention, "
+                "mean pooling)", "contrastive", pooling="mean", bidirectional=False),
 )  # fmt: skip
 
 _BY_NAME = {spec.name: spec for spec in ENCODERS}

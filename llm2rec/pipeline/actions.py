@@ -17,11 +17,10 @@ def run_prepare(pipe, stage, resume: bool) -> None:
 
 def run_training(pipe, stage, resume: bool) -> None:
     """One LLM stage, with the settings object the planner built (and fingerprinted) for it."""
-    from llm2rec.train import TRAINING_STAGES, training_stage_module
+    from llm2rec.train import UPSTREAM, training_stage_module
     from llm2rec.train.stage import run_stage
 
-    i = TRAINING_STAGES.index(stage.name)
-    source = pipe.model_dir(TRAINING_STAGES[i - 1] if i else "backbone")
+    source = pipe.model_dir(UPSTREAM[stage.name] or "backbone")
     run_stage(training_stage_module(stage.name).STAGE, source, pipe.layout.dataset, stage.output,
               stage.extra["config"], preset=pipe.cfg["preset"], resume=resume)  # fmt: skip
 

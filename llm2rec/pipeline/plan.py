@@ -18,7 +18,7 @@ from llm2rec.embed.registry import encoder_spec
 from llm2rec.io import atomic_write_json, sha256_file
 from llm2rec.pipeline import actions
 from llm2rec.pipeline.layout import RunLayout
-from llm2rec.train import TRAINING_STAGES, training_stage_module
+from llm2rec.train import TRAINING_STAGES, UPSTREAM, stage_settings, training_chain, training_stage_module
 from llm2rec.train.config import identity
 
 DATASET, TRAINING, EMBED, SEQREC = "dataset", "training", "embed", "seqrec"
@@ -60,8 +60,7 @@ def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
     encoders = sorted(cfg["encoders"], key=_depth)
     for enc in encoders:
         trained_by = encoder_spec(enc).trained_by
-        chain = TRAINING_STAGES[: TRAINING_STAGES.index(trained_by) + 1] if trained_by else ()
-        for name in chain:
+        for name in training_chain(trained_by) if trained_by else ():
             if name not in stages:
                 add(_training_stage(name, cfg, layout))
         if enc != "id":
@@ -81,11 +80,10 @@ def _depth(encoder: str) -> int:
 
 
 def _training_stage(name: str, cfg: dict, layout: RunLayout) -> Stage:
-    i = TRAINING_STAGES.index(name)
-    deps = [DATASET] + ([TRAINING_STAGES[i - 1]] if i else [])
+    deps = [DATASET] + ([UPSTREAM[name]] if UPSTREAM[name] else [])
     # Built once: fingerprinted here, handed to the stage when it runs. The resolved settings, not the
     # preset's name: editing a preset re-runs the stages it feeds.
-    config = training_stage_module(name).build_config(cfg["preset"], **cfg[name])
+    config = training_stage_module(name).build_config(cfg["preset"], **stage_settings(name, cfg))
     settings = {"config": identity(config)}
     if name == "csft":
         settings["model"] = cfg["model"]

@@ -5,12 +5,41 @@ Submodules load lazily: importing this package does not import torch.
 
 from __future__ import annotations
 
-# The training chain, in order: each stage starts from the previous one's published model.
-TRAINING_STAGES: tuple[str, ...] = ("csft", "mntp", "contrastive")
+# Every training stage, upstream before downstream; each starts from its upstream stage's published model
+# (the backbone for CSFT). ``contrastive_pairs`` is the contrastive stage with collaborative positives
+# (llm2rec.train.pairs), a branch beside the paper's ``contrastive``, both from MNTP.
+UPSTREAM: dict[str, str | None] = {
+    "csft": None,
+    "mntp": "csft",
+    "contrastive": "mntp",
+    "contrastive_pairs": "mntp",
+}
+TRAINING_STAGES: tuple[str, ...] = tuple(UPSTREAM)
+# What a stage's settings start from before the run config's sections (the variant's own choices).
+STAGE_DEFAULTS: dict[str, dict] = {"contrastive_pairs": {"pair_gap": 3}}
+# Run-config sections read by a stage, in order (later ones win): a variant reads its base stage's too.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {"contrastive_pairs": ("contrastive", "contrastive_pairs")}
+
+
+def training_chain(name: str) -> list[str]:
+    """The stages ``name`` needs, upstream first, ending with ``name``."""
+    chain = []
+    while name is not None:
+        chain.append(name)
+        name = UPSTREAM[name]
+    return chain[::-1]
+
+
+def stage_settings(name: str, cfg: dict) -> dict:
+    """The overrides stage ``name`` gets from a run config: its defaults, then its sections."""
+    settings = dict(STAGE_DEFAULTS.get(name, {}))
+    for section in STAGE_SECTIONS.get(name, (name,)):
+        settings.update(cfg.get(section) or {})
+    return settings
 
 
 def training_stage_module(name: str):
-    """The module of training stage ``name`` (its ``build_config``, ``PRESETS`` and ``run_<name>``)."""
+    """The module of training stage ``name`` (its ``build_config``, ``PRESETS``, ``STAGE`` and runner)."""
     if name == "csft":
         from llm2rec.train import csft
 
@@ -19,7 +48,7 @@ def training_stage_module(name: str):
         from llm2rec.train import mntp
 
         return mntp
-    if name == "contrastive":
+    if name in ("contrastive", "contrastive_pairs"):
         from llm2rec.train import contrastive
 
         return contrastive

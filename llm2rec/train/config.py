@@ -11,6 +11,7 @@ it feeds).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from llm2rec.errors import ConfigError
@@ -33,6 +34,10 @@ class LoopConfig:
     lr: float
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    # The linear decay's horizon: lr reaches 0 at this step, not at max_steps, so a run cut short (the
+    # official MNTP/contrastive: planned over 3/5 epochs, stopped at 1k steps) ends above 0. At most one.
+    schedule_steps: int | None = None
+    schedule_epochs: float | None = None  # passes over the training set, converted with batch_size
     max_grad_norm: float | None = 1.0
     eval_every: int | None = None
     eval_at_start: bool = True  # the paper evaluates once before training; gives the "before" number
@@ -40,7 +45,7 @@ class LoopConfig:
     keep_checkpoints: int = 1
     log_every: int = 10
     seed: int = 0
-    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 on a GPU that has it, else no)
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 where the GPU or CPU has native bf16)
     keep: str = "best"  # which model directory is handed on: best (lowest eval loss) or last
     length_grouped: bool = False
     group_size: int = 16  # global batches per length-sorted chunk when length_grouped
@@ -62,7 +67,24 @@ class LoopConfig:
             raise ConfigError(f"keep must be 'best' or 'last', got {self.keep!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16", "auto"):
             raise ConfigError(f"mixed_precision must be no, bf16, fp16 or auto, got {self.mixed_precision!r}")
+        if self.schedule_steps is not None and self.schedule_epochs is not None:
+            raise ConfigError("give schedule_steps or schedule_epochs, not both")
+        if self.schedule_steps is not None and self.schedule_steps < self.max_steps:
+            raise ConfigError(
+                f"schedule_steps ({self.schedule_steps}) must be >= max_steps ({self.max_steps}):"
+                " the lr would sit at 0 for the last steps"
+            )
+        if self.schedule_epochs is not None and self.schedule_epochs <= 0:
+            raise ConfigError(f"schedule_epochs must be > 0, got {self.schedule_epochs}")
         self.adam_betas = tuple(self.adam_betas)
+
+    def schedule_horizon(self, num_examples: int) -> int:
+        """The step at which the linear decay reaches 0 (never before ``max_steps``)."""
+        if self.schedule_steps is not None:
+            return self.schedule_steps
+        if self.schedule_epochs is not None:
+            return max(self.max_steps, math.ceil(self.schedule_epochs * num_examples / self.batch_size))
+        return self.max_steps
 
     def accumulation_steps(self, num_processes: int) -> int:
         per_step = self.micro_batch * num_processes
@@ -79,11 +101,19 @@ class StageConfig(LoopConfig):
     """The loop's settings plus what every LLM stage shares. Subclasses give ``max_steps``,
     ``batch_size``, ``micro_batch`` and ``lr`` their paper defaults."""
 
-    mixed_precision: str = "auto"  # bf16 autocast with fp32 master weights on a GPU, fp32 on CPU
+    mixed_precision: str = "auto"  # bf16 autocast, fp32 master weights, where bf16 is native (GPU, AMX CPU)
     max_length: int = 512  # tokens per example; longer inputs are truncated
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     keep_work: bool = False  # keep <out>.work (checkpoints, best and last) after publishing
+    # What "best" means at each evaluation: the stage's eval loss, or the valid split's knn Recall@20 of
+    # the stage's own item vectors (llm2rec.train.probe), the criterion closest to what the vectors are for.
+    select_by: str = "loss"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.select_by not in ("loss", "knn"):
+            raise ConfigError(f"select_by must be 'loss' or 'knn', got {self.select_by!r}")
 
 
 def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):

@@ -41,7 +41,7 @@ from llm2rec.train.checkpoints import Checkpoints
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
 from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_KIND
-from llm2rec.train.setup import check_tracker, param_groups, resolve_precision
+from llm2rec.train.setup import allow_precision, check_tracker, param_groups, resolve_precision
 from llm2rec.train.throughput import Window, count_tokens, flops_per_token, peak_flops
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,11 @@ class _Run:
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
         check_tracker(config.report_to)
+        precision = resolve_precision(config.mixed_precision)
+        allow_precision(precision)
         self.accelerator = Accelerator(
             cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
-            mixed_precision=resolve_precision(config.mixed_precision),
+            mixed_precision=precision,
             log_with=config.report_to,
             project_dir=str(out_dir) if config.report_to else None,
         )
@@ -169,7 +171,7 @@ class _Run:
         self.model, self.optimizer = acc.prepare(model, optimizer)
         # Not prepared: Accelerate would step a prepared scheduler once per process per call.
         self.scheduler = get_linear_schedule_with_warmup(
-            self.optimizer, config.warmup_steps, config.max_steps
+            self.optimizer, config.warmup_steps, config.schedule_horizon(len(train_dataset))
         )
         acc.register_for_checkpointing(self.scheduler)
         self.checkpoints = Checkpoints(acc, out_dir, config.keep_checkpoints)
@@ -243,13 +245,16 @@ class _Run:
         with torch.no_grad(), acc.autocast():
             metrics = self.eval_fn(model, loader, acc)
         self.model.train()
-        if "loss" not in metrics:
-            raise ValueError("eval_fn must return a dict with 'loss'")
+        if "loss" not in metrics and "selection" not in metrics:
+            raise ValueError("eval_fn must return a dict with 'loss' or 'selection'")
         self.record({"step": self.step, "split": "eval", **metrics})
+        # What "best" means: the eval_fn's 'selection' when it gives one (e.g. minus a valid-split
+        # recall), else its loss; lower is better either way.
+        score = float(metrics["selection"] if "selection" in metrics else metrics["loss"])
         # The evaluation before training is a reference point, not a candidate: the stage hands on a
         # trained model (as the paper's Trainer, whose best is chosen among saved checkpoints).
-        if self.step > 0 and (self.best_loss is None or metrics["loss"] < self.best_loss):
-            self.best_loss, self.best_step = float(metrics["loss"]), self.step
+        if self.step > 0 and (self.best_loss is None or score < self.best_loss):
+            self.best_loss, self.best_step = score, self.step
             if self.config.keep == "best":
                 self.save_model("best")
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, DatasetError
 from llm2rec.io import work_dir_for
 from llm2rec.train.config import StageConfig
 from llm2rec.train.outputs import WORK_KIND, WORK_LEGACY, finished, output_kind, publish, record_name
@@ -92,6 +92,8 @@ def run_stage(
         shutil.rmtree(work, ignore_errors=True)
     inputs = StageInputs(config, str(model), Dataset.load(dataset_dir), state, work, resume)
     parts = stage.build(inputs)
+    if config.select_by == "knn":
+        _select_on_valid_knn(parts, inputs, config)
     result = train_loop(
         parts.model,
         parts.train_set,
@@ -123,6 +125,27 @@ def run_stage(
         publish(result, work, out_dir, stage.name, record, keep_work=config.keep_work)
     state.wait_for_everyone()
     return out_dir
+
+
+def _select_on_valid_knn(parts: StageParts, inputs: StageInputs, config: StageConfig) -> None:
+    """Evaluate (and choose the checkpoint) on the valid split's knn Recall@20 of the stage's vectors,
+    besides the stage's own held-out metrics when it has them (see :mod:`llm2rec.train.probe`)."""
+    from llm2rec.train.loop import mean_loss_eval
+    from llm2rec.train.probe import ValidKnnProbe, with_knn_selection
+
+    if not config.eval_every:
+        raise ConfigError("select_by=knn needs eval_every (steps between evaluations)")
+    try:
+        inputs.dataset.split("valid")
+    except DatasetError:
+        # A titles-only dataset (no interactions) can still train MNTP/contrastive, on their own criterion.
+        log.warning("the dataset has no valid split: choosing the checkpoint by the stage's own loss")
+        return
+    own = parts.eval_fn or (mean_loss_eval(parts.loss_fn) if parts.eval_set is not None else None)
+    probe = ValidKnnProbe(inputs.dataset, parts.tokenizer, config.max_length)
+    parts.eval_fn = with_knn_selection(own, probe)
+    if parts.eval_set is None:  # the loop evaluates only when it has a set; the probe reads no batch
+        parts.eval_set = [parts.train_set[0]]
 
 
 def _check_outputs(name: str, out_dir: Path, work: Path, inputs: list) -> None:

@@ -55,6 +55,18 @@ def test_plan_includes_only_needed_training_stages(tmp_path, recorder):
     assert "csft" not in _plan(cfg, tmp_path).stages
 
 
+def test_the_pairs_row_branches_from_mntp_beside_the_faithful_stage(tmp_path, recorder):
+    cfg = load_config(None, ["encoders=[llm2rec, llm2rec+pairs]", "contrastive.lr=1e-4",
+                             "contrastive_pairs.pairs_per_title=0.5"])  # fmt: skip
+    stages = _plan(cfg, tmp_path).stages
+    assert stages["contrastive"].deps == stages["contrastive_pairs"].deps == ["dataset", "mntp"]
+    faithful, pairs = stages["contrastive"].extra["config"], stages["contrastive_pairs"].extra["config"]
+    assert faithful.pair_gap == 0 and pairs.pair_gap == 3 and pairs.pairs_per_title == 0.5
+    assert faithful.lr == pairs.lr == 1e-4  # the contrastive section is the variant's too
+    assert stages["embed:llm2rec+pairs"].deps == ["dataset", "contrastive_pairs"]
+    assert stages["contrastive_pairs"].output == tmp_path / "run" / "contrastive_pairs"
+
+
 def test_baselines_pair_with_the_encoders_they_use(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, minilm]", "seqrec.models=[sasrec, knn, pop]"])
     names = [n for n in _plan(cfg, tmp_path).stages if n.startswith("seqrec:")]

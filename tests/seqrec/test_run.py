@@ -94,6 +94,18 @@ def test_knn_ranks_the_next_item_first_when_vectors_encode_the_walk(cyclic_datas
         run_seqrec(cyclic_dataset.root, model="knn")
 
 
+def test_knn_is_centred_a_direction_every_item_shares_changes_nothing(cyclic_dataset, tmp_path):
+    # The circle of the test above, pushed along one direction shared by every item (as raw LLM vectors
+    # are): uncentred, all vectors point within ±12° of it and far-apart items look alike; centred, the
+    # circle is back.
+    angles = 2 * np.pi * np.arange(31) / 30
+    vectors = np.stack([np.cos(angles) + 5.0, np.sin(angles)], axis=1).astype(np.float32)
+    vectors[0] = 0
+    np.save(tmp_path / "shifted.npy", vectors)
+    results = run_seqrec(cyclic_dataset.root, model="knn", embeddings=tmp_path / "shifted.npy")
+    assert results["metrics"]["ndcg@5"]["mean"] == 1.0  # the next item first, for every user
+
+
 def test_same_seed_same_result(cyclic_dataset):
     kw = dict(model="sasrec", seeds=(3,), epochs=1, progress=False, hidden=16, ffn=32)
     assert (

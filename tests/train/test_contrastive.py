@@ -171,7 +171,22 @@ def test_cli_contract(tmp_path):
     data = write_tiny_dataset(tmp_path / "ds", tiny_titles(40))
     args = ["contrastive", "--model", str(model_dir), "--dataset", str(data), "--out", str(tmp_path / "o")]
     done = CliRunner().invoke(
-        app, [*args, "--max-steps", "2", "--preset", "cpu", "--temperature", "0.1", "--set", "progress=false"]
+        app,
+        [
+            *args,
+            "--max-steps",
+            "2",
+            "--preset",
+            "cpu",
+            "--batch-size",
+            "16",
+            "--micro-batch",
+            "16",
+            "--temperature",
+            "0.1",
+            "--set",
+            "progress=false",
+        ],
     )
     assert done.exit_code == 0, done.output
     stage = json.loads((tmp_path / "o" / "contrastive.json").read_text())

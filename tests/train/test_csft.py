@@ -126,7 +126,7 @@ def test_batched_loss_equals_per_example_loss(arch, tokenizer):
 
 def test_build_config_presets_and_overrides():
     cpu = build_config("cpu")
-    assert cpu.batch_size == 8 and cpu.max_length <= 128 and cpu.mixed_precision == "no"
+    assert cpu.batch_size == 16 and cpu.max_length <= 128 and cpu.mixed_precision == "auto"
     paper = build_config("paper")
     assert (paper.batch_size, paper.lr, paper.warmup_steps, paper.max_steps) == (128, 3e-4, 200, 10_000)
     assert build_config("cpu", **{"lora.r": 16, "lr": 1e-5}).lora_r == 16

@@ -157,6 +157,55 @@ def test_keep_last_hands_on_the_last_model(tmp_path, tokenizer, lm_data):
     assert not (tmp_path / "run" / "best").exists()
 
 
+def _train_lrs(tmp_path, tokenizer, lm_data, **settings) -> list[float]:
+    cfg = config(log_every=1, **settings)
+    result = train_loop(
+        make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(), cfg,
+        tmp_path / "run", tokenizer=tokenizer,
+    )  # fmt: skip
+    return [e["lr"] for e in result.history if e["split"] == "train"]
+
+
+@pytest.mark.parametrize(
+    "horizon, last_lr",
+    [
+        ({}, 0.0),  # decays to 0 at max_steps (the last logged lr is after the last step)
+        ({"schedule_steps": 8}, 1e-2 * 4 / 8),  # a run cut at step 4 of 8 ends at half the peak
+        ({"schedule_epochs": 2.0}, 1e-2 * 4 / 10),  # 40 examples / batch 8: 5 steps an epoch, 10 planned
+    ],
+)
+def test_schedule_horizon_keeps_a_cut_short_run_above_zero(tmp_path, tokenizer, lm_data, horizon, last_lr):
+    max_steps = 6 if "schedule_epochs" in horizon else 4
+    lrs = _train_lrs(tmp_path, tokenizer, lm_data, max_steps=max_steps, **horizon)
+    assert len(lrs) == max_steps
+    assert lrs[-1] == pytest.approx(last_lr)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))  # no warm-up here: only decay
+
+
+def test_schedule_horizon_is_checked():
+    with pytest.raises(ConfigError, match="not both"):
+        config(schedule_steps=10, schedule_epochs=1.0)
+    with pytest.raises(ConfigError, match=">= max_steps"):
+        config(max_steps=6, schedule_steps=5)
+    assert config(max_steps=6, schedule_epochs=0.1).schedule_horizon(40) == 6  # never before max_steps
+
+
+def test_eval_fn_selection_decides_the_best_checkpoint(tmp_path, tokenizer, lm_data):
+    """A 'selection' (lower is better) overrides the loss as the criterion: here it prefers step 2."""
+
+    def eval_fn(model, loader, accelerator=None):
+        eval_fn.calls += 1
+        return {"loss": 1.0, "selection": 0.0 if eval_fn.calls == 3 else 1.0}  # calls: step 0, 1, 2, 3
+
+    eval_fn.calls = 0
+    result = train_loop(
+        make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
+        config(max_steps=3, eval_every=1), tmp_path / "run", eval_dataset=lm_data[:4], eval_fn=eval_fn,
+        tokenizer=tokenizer,
+    )  # fmt: skip
+    assert result.best_step == 2 and result.chosen_dir == tmp_path / "run" / "best"
+
+
 def test_resume_continues_as_if_never_stopped(tmp_path, tokenizer, lm_data):
     # Dropout on, so the restored RNG state matters as much as weights, optimizer and data position.
     def fresh_model(seed=0):
@@ -296,3 +345,24 @@ def test_unknown_or_missing_tracker_is_a_clear_error(tmp_path, tokenizer, lm_dat
     with pytest.raises(ConfigError, match="report_to"):
         train_loop(make_tiny_model("llama", tokenizer), lm_data, make_collate(tokenizer), CountingLoss(),
                    config(report_to=name), tmp_path / "x")  # fmt: skip
+
+
+def test_auto_precision_is_bf16_only_where_bf16_is_native(monkeypatch):
+    import llm2rec.train.setup as setup
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda: True)
+    assert setup.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda: False)
+    assert setup.resolve_precision("auto") == "no" and setup.resolve_precision("bf16") == "bf16"
+
+
+def test_stages_in_one_process_may_use_different_precisions():
+    """``llm2rec run`` trains CSFT, MNTP and contrastive in one process; Accelerate keeps one global state."""
+    from accelerate import Accelerator
+
+    from llm2rec.train.setup import allow_precision
+
+    for precision in ("bf16", "no", "bf16"):
+        allow_precision(precision)
+        assert Accelerator(cpu=True, mixed_precision=precision).mixed_precision == precision
