@@ -75,6 +75,9 @@ class _Seqrec(_Section):
     seeds: Annotated[list[int], Field(min_length=1)] = [2024, 2025, 2026]
     options: dict[str, Any] = {}
     workers: PositiveInt = 1  # > 1 runs the encoder × recommender jobs side by side (one torch thread each)
+    # Encoders that also get a text+ID row (their frozen vectors plus a trainable ID embedding), e.g.
+    # [minilm, llm2rec]: RecBole's and the paper's text+ID setting. Trained recommenders only (not knn/pop).
+    with_id: list[str] = []
 
 
 class _RunConfig(_Section):
@@ -101,6 +104,9 @@ def validate_config(cfg: dict) -> dict:
     bad = [e for e in checked["encoders"] if e not in ENCODER_NAMES]
     if bad:
         raise ConfigError(f"unknown encoder(s) {bad}; choose from {', '.join(ENCODER_NAMES)}")
+    stray = [e for e in checked["seqrec"]["with_id"] if e not in checked["encoders"] or e == "id"]
+    if stray:
+        raise ConfigError(f"seqrec.with_id names {stray}: each must be one of the run's text encoders")
     return checked
 
 

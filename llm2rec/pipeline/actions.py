@@ -53,7 +53,7 @@ def seqrec_args(pipe, stage) -> tuple:
         pipe.embeddings_path(stage.extra["encoder"]),
         s["seeds"],
         stage.output,
-        s["options"],
+        stage.extra.get("options", s["options"]),
     )
 
 

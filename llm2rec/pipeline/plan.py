@@ -68,6 +68,8 @@ def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
         for model in cfg["seqrec"]["models"]:
             if _pairs_with(model, enc, first=enc == encoders[0]):
                 add(_seqrec_stage(enc, model, cfg, layout))
+            if enc in cfg["seqrec"]["with_id"] and _trained(model):
+                add(_seqrec_stage(enc, model, cfg, layout, with_id=True))
     return stages
 
 
@@ -103,16 +105,25 @@ def _embed_stage(enc: str, cfg: dict, layout: RunLayout) -> Stage:
                  extra={"encoder": enc}, every_process=True)  # fmt: skip
 
 
-def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout) -> Stage:
+def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout, with_id: bool = False) -> Stage:
+    """One encoder × recommender row; ``with_id``: the text+ID row (vectors + trainable ID embeddings)."""
     deps = [DATASET] + ([] if enc == "id" else [f"embed:{enc}"])
     s = cfg["seqrec"]
     from llm2rec.seqrec.run import config_from_overrides
 
+    options = {**s["options"], "item_repr": "text+id"} if with_id else s["options"]
     # Checked now (unknown keys, types, choices), not after the LLM stages have run for hours.
-    config_from_overrides(model=model, **s["options"]).resolved(has_embeddings=enc != "id")
-    settings = {"model": model, "seeds": s["seeds"], "options": s["options"]}
-    return Stage(f"seqrec:{enc}:{model}", SEQREC, deps, settings, layout.seqrec(enc, model), actions.run_seqrec,
-                 extra={"encoder": enc, "model": model})  # fmt: skip
+    config_from_overrides(model=model, **options).resolved(has_embeddings=enc != "id")
+    row = f"{enc}+id" if with_id else enc
+    settings = {"model": model, "seeds": s["seeds"], "options": options}
+    return Stage(f"seqrec:{row}:{model}", SEQREC, deps, settings, layout.seqrec(row, model), actions.run_seqrec,
+                 extra={"encoder": enc, "row": row, "model": model, "options": options})  # fmt: skip
+
+
+def _trained(model: str) -> bool:
+    from llm2rec.seqrec.baselines import BASELINES
+
+    return model not in BASELINES
 
 
 def _pairs_with(model: str, encoder: str, first: bool) -> bool:

@@ -15,11 +15,15 @@ def collect_results(pipe) -> dict:
         if stage.kind != "seqrec":
             continue
         res = json.loads((stage.output / "results.json").read_text(encoding="utf-8"))
+        row = stage.extra.get("row", stage.extra["encoder"])
+        description = encoder_spec(stage.extra["encoder"]).description
+        if row != stage.extra["encoder"]:
+            description += ", plus trainable ID embeddings (text+ID)"
         entries.append(
             {
-                "encoder": stage.extra["encoder"],
+                "encoder": row,
                 "recommender": stage.extra["model"],
-                "description": encoder_spec(stage.extra["encoder"]).description,
+                "description": description,
                 "metrics": res["metrics"],
             }
         )

@@ -67,6 +67,22 @@ def test_the_pairs_row_branches_from_mntp_beside_the_faithful_stage(tmp_path, re
     assert stages["contrastive_pairs"].output == tmp_path / "run" / "contrastive_pairs"
 
 
+def test_text_plus_id_rows_are_their_own_stages(tmp_path, recorder):
+    cfg = load_config(
+        None, ["encoders=[id, minilm]", "seqrec.models=[sasrec, knn]", "seqrec.with_id=[minilm]"]
+    )
+    stages = _plan(cfg, tmp_path).stages
+    row = stages["seqrec:minilm+id:sasrec"]
+    assert row.settings["options"]["item_repr"] == "text+id" and row.deps == ["dataset", "embed:minilm"]
+    assert "item_repr" not in stages["seqrec:minilm:sasrec"].settings["options"]
+    assert "seqrec:minilm+id:knn" not in stages  # knn trains nothing: no ID table to add
+    assert row.output == tmp_path / "run" / "seqrec" / "minilm+id-sasrec"
+    from llm2rec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="with_id"):
+        load_config(None, ["encoders=[id, minilm]", "seqrec.with_id=[llm2rec]"])
+
+
 def test_baselines_pair_with_the_encoders_they_use(tmp_path, recorder):
     cfg = load_config(None, ["encoders=[id, minilm]", "seqrec.models=[sasrec, knn, pop]"])
     names = [n for n in _plan(cfg, tmp_path).stages if n.startswith("seqrec:")]
@@ -158,3 +174,14 @@ def test_parallel_seqrec_workers_match_sequential(tmp_path):
     )
     state = json.loads((tmp_path / "par" / "pipeline.json").read_text())
     assert all(state[f"seqrec:id:{m}"]["status"] == "done" for m in ("sasrec", "gru4rec"))
+
+
+def test_a_text_plus_id_row_trains_with_ids_and_is_reported_as_its_own_row(tmp_path):
+    overrides = ["dataset.num_users=150", "dataset.num_items=100", "encoders=[id, minilm]", "seqrec.models=[sasrec]",
+                 "seqrec.seeds=[3]", "seqrec.options={epochs: 1, hidden: 16, ffn: 32}", "seqrec.with_id=[minilm]"]  # fmt: skip
+    results = run_pipeline(load_config(None, overrides), tmp_path / "run")
+    assert [e["encoder"] for e in results["entries"]] == ["id", "minilm", "minilm+id"]
+    assert "text+ID" in results["entries"][2]["description"]
+    for row, repr_ in (("minilm", "text"), ("minilm+id", "text+id")):
+        config = json.loads((tmp_path / "run" / "seqrec" / f"{row}-sasrec" / "config.json").read_text())
+        assert config["config"]["item_repr"] == repr_
