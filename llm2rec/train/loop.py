@@ -118,7 +118,10 @@ def train_loop(
         run.restore_latest()
     else:
         run.clear()
-    return run.train()
+    try:
+        return run.train()
+    finally:
+        run.release()
 
 
 class _Run:
@@ -363,6 +366,16 @@ class _Run:
         }
         self.record(entry)
         return entry
+
+    def release(self) -> None:
+        """Drop the model, optimizer and their gradients: ``llm2rec run`` trains the next stage in this
+        process, and Accelerate keeps references to everything it prepared (a 135M model's fp32 weights,
+        gradients and Adam states are ~2 GB)."""
+        import gc
+
+        self.accelerator.free_memory()
+        self.model = self.optimizer = self.scheduler = None
+        gc.collect()
 
     def finish(self) -> LoopResult:
         acc, cfg = self.accelerator, self.config

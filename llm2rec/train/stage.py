@@ -121,6 +121,7 @@ def run_stage(
         "processes": state.num_processes,
         "wall_s": time.perf_counter() - started,
     }
+    parts.model = None  # published from disk from here on; the next stage in this process needs the memory
     if state.is_main_process:
         publish(result, work, out_dir, stage.name, record, keep_work=config.keep_work)
     state.wait_for_everyone()
