@@ -6,10 +6,9 @@ stage config is). The loop does the rest: gradient accumulation to an effective 
 linear warm-up then linear decay, clipping, mixed precision, periodic evaluation and checkpoints, exact
 resume, best/last model directories, a progress bar with tokens/s and MFU, and ``metrics.jsonl``.
 
-The same code runs under ``python``, ``torchrun`` and ``accelerate launch``: the loop itself decides which
-examples each process sees (see :func:`llm2rec.train.batching.plan_epoch`), so a global batch is the same set of examples, split
-into the same micro-batches, whatever the number of processes. That is what makes N processes equal one
-process with the same effective batch, and makes resume exact without relying on sampler state.
+The same code runs under ``python``, ``torchrun`` and ``accelerate launch``: the loop decides which examples
+each process sees (:func:`llm2rec.train.batching.plan_epoch`), so N processes equal one with the same
+effective batch, and resume is exact without sampler state.
 
 Layout of ``out_dir``::
 
@@ -34,14 +33,20 @@ import torch
 
 from llm2rec.distributed import has_accelerator_device
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_write_json
+from llm2rec.io import atomic_write_json, atomic_write_text
 from llm2rec.outdir import write_marker
 from llm2rec.train.batching import StepSampler, dataset_lengths
 from llm2rec.train.checkpoints import Checkpoints
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
 from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_KIND
-from llm2rec.train.setup import allow_precision, check_tracker, param_groups, resolve_precision
+from llm2rec.train.setup import (
+    allow_precision,
+    check_tracker,
+    free_accelerator,
+    param_groups,
+    resolve_precision,
+)
 from llm2rec.train.throughput import Window, count_tokens, flops_per_token, peak_flops
 
 log = logging.getLogger(__name__)
@@ -149,11 +154,9 @@ class _Run:
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
         check_tracker(config.report_to)
-        precision = resolve_precision(config.mixed_precision)
-        allow_precision(precision)
         self.accelerator = Accelerator(
             cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
-            mixed_precision=precision,
+            mixed_precision=allow_precision(resolve_precision(config.mixed_precision)),
             log_with=config.report_to,
             project_dir=str(out_dir) if config.report_to else None,
         )
@@ -209,7 +212,8 @@ class _Run:
         self.best_loss, self.best_step = state["best_loss"], state["best_step"]
         if self.accelerator.is_main_process:
             (self.out_dir / DONE_FILE).unlink(missing_ok=True)
-            _write_jsonl(self.out_dir / METRICS_FILE, self.history)
+            lines = "".join(json.dumps(e) + "\n" for e in self.history)
+            atomic_write_text(self.out_dir / METRICS_FILE, lines)
         log.info("resumed from %s at step %d", state["path"], self.step)
 
     def save_checkpoint(self) -> None:
@@ -251,8 +255,7 @@ class _Run:
         if "loss" not in metrics and "selection" not in metrics:
             raise ValueError("eval_fn must return a dict with 'loss' or 'selection'")
         self.record({"step": self.step, "split": "eval", **metrics})
-        # What "best" means: the eval_fn's 'selection' when it gives one (e.g. minus a valid-split
-        # recall), else its loss; lower is better either way.
+        # "Best": the eval_fn's 'selection' if it gives one (e.g. minus a valid recall), else its loss.
         score = float(metrics["selection"] if "selection" in metrics else metrics["loss"])
         # The evaluation before training is a reference point, not a candidate: the stage hands on a
         # trained model (as the paper's Trainer, whose best is chosen among saved checkpoints).
@@ -368,14 +371,8 @@ class _Run:
         return entry
 
     def release(self) -> None:
-        """Drop the model, optimizer and their gradients: ``llm2rec run`` trains the next stage in this
-        process, and Accelerate keeps references to everything it prepared (a 135M model's fp32 weights,
-        gradients and Adam states are ~2 GB)."""
-        import gc
-
-        self.accelerator.free_memory()
         self.model = self.optimizer = self.scheduler = None
-        gc.collect()
+        free_accelerator(self.accelerator)
 
     def finish(self) -> LoopResult:
         acc, cfg = self.accelerator, self.config
@@ -401,9 +398,3 @@ class _Run:
             acc.end_training()
         acc.wait_for_everyone()
         return result
-
-
-def _write_jsonl(path: Path, entries: list[dict]) -> None:
-    from llm2rec.io import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in entries))

@@ -56,12 +56,23 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def allow_precision(mixed_precision: str) -> None:
+def allow_precision(mixed_precision: str) -> str:
     """Let this process build an Accelerator with ``mixed_precision`` although an earlier stage in the same
     process (``llm2rec run``: CSFT, MNTP, contrastive) built one with another: Accelerate keeps one global
-    state and refuses a change. Only that state is cleared; the process group (PartialState) is kept."""
+    state and refuses a change. Only that state is cleared; the process group (PartialState) is kept.
+    Returns ``mixed_precision``."""
     from accelerate.state import AcceleratorState
 
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision") not in (None, mixed_precision):
         AcceleratorState._reset_state(reset_partial_state=False)
+    return mixed_precision
+
+
+def free_accelerator(accelerator) -> None:
+    """Drop what ``accelerator`` prepared (model, optimizer, their gradients and Adam states: ~2 GB for a
+    135M model in fp32): ``llm2rec run`` trains the next stage in the same process."""
+    import gc
+
+    accelerator.free_memory()
+    gc.collect()
