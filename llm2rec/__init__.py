@@ -5,6 +5,7 @@ The public API (loaded lazily: ``import llm2rec`` stays light, no torch or trans
     from llm2rec import Encoder, load_config, run_pipeline
     vectors = Encoder.load("runs/scientific/contrastive").encode(["Digital Caliper 6 inch"])
     results = run_pipeline(load_config("configs/cpu-small.yaml"), "runs/scientific")
+    top = Recommender.load("runs/scientific", encoder="llm2rec").recommend(["Digital Caliper 6 inch"], k=10)
 
 See docs/architecture.md for the layout of the package.
 """
@@ -29,6 +30,7 @@ _API = {
     "load_config": "llm2rec.config",
     "run_pipeline": "llm2rec.pipeline.runner",
     "write_report": "llm2rec.pipeline.report",
+    "Recommender": "llm2rec.serve.recommender",
     "UserError": "llm2rec.errors",
     "ConfigError": "llm2rec.errors",
 }

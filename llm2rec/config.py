@@ -48,7 +48,12 @@ class _Dataset(_Section):
     options: dict[str, Any] = {}
     num_users: PositiveInt = 3000
     num_items: Annotated[int, Field(ge=2)] = 1500
-    seed: int = 0
+    seed: int = 0  # builtin's generator, and the user sample's
+    sample_users: PositiveInt | None = None  # a seeded sample of this many users, drawn before k-core
+    # Cold-start items, held out of every training part (seeded by `seed`): a fraction, or by first time.
+    cold_items: Annotated[float, Field(gt=0, lt=1)] | None = None
+    cold_after: int | None = None
+    cold_titles_known: bool = False  # MNTP and the contrastive stage may see cold items' titles
 
     @field_validator("input", mode="before")
     @classmethod
@@ -80,8 +85,21 @@ class _Seqrec(_Section):
     with_id: list[str] = []
 
 
+class _Mix(_Section):
+    """A multi-dataset run (with ``datasets``): which datasets the LLM stages train on, which are evaluated."""
+
+    train: list[str] = []  # default: every dataset
+    evaluate: list[str] = []  # default: every dataset
+    # CSFT pairs per dataset: None = in proportion to each dataset's size; [1, 1] (in train's order) or
+    # {name: weight}: each dataset's share of the pairs is its weight's share.
+    weights: list[Annotated[float, Field(ge=0)]] | dict[str, Annotated[float, Field(ge=0)]] | None = None
+    seed: int = 0  # of the weighted resampling
+
+
 class _RunConfig(_Section):
     dataset: _Dataset = _Dataset()
+    datasets: dict[str, _Dataset] = {}  # name -> dataset section: a multi-dataset run (see mix)
+    mix: _Mix = _Mix()
     model: str = "smollm2-135m"
     preset: str = "cpu"
     csft: dict[str, Any] = {}
@@ -107,7 +125,55 @@ def validate_config(cfg: dict) -> dict:
     stray = [e for e in checked["seqrec"]["with_id"] if e not in checked["encoders"] or e == "id"]
     if stray:
         raise ConfigError(f"seqrec.with_id names {stray}: each must be one of the run's text encoders")
-    return checked
+    return _checked_mix(checked)
+
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _checked_mix(cfg: dict) -> dict:
+    """A multi-dataset config made explicit: ``mix.train`` / ``mix.evaluate`` filled in (default: every
+    dataset), ``mix.weights`` as {name: weight}; a single-dataset config must leave ``mix`` alone."""
+    names, mix = list(cfg["datasets"]), cfg["mix"]
+    if not names:
+        if mix != DEFAULTS["mix"]:
+            raise ConfigError("mix settings need a multi-dataset config (a `datasets:` section)")
+        return cfg
+    if cfg["dataset"] != DEFAULTS["dataset"]:
+        raise ConfigError("give either `dataset:` (one dataset) or `datasets:` (several), not both")
+    bad = [n for n in names if not _DATASET_NAME.fullmatch(n)]
+    if bad:
+        raise ConfigError(
+            f"dataset names {bad}: use letters, digits, '_', '-' and '.' (they name directories)"
+        )
+    for key in ("train", "evaluate"):
+        mix[key] = mix[key] or names
+        unknown = [n for n in mix[key] if n not in names]
+        if unknown or len(set(mix[key])) != len(mix[key]):
+            raise ConfigError(f"mix.{key} {mix[key]}: each must be one of datasets {names}, once")
+    weights = mix["weights"]
+    if isinstance(weights, list):
+        if len(weights) != len(mix["train"]):
+            raise ConfigError(
+                f"mix.weights has {len(weights)} values for {len(mix['train'])} training datasets"
+            )
+        mix["weights"] = dict(zip(mix["train"], weights, strict=True))
+    elif isinstance(weights, dict) and set(weights) != set(mix["train"]):
+        raise ConfigError(f"mix.weights names {sorted(weights)}; the training datasets are {mix['train']}")
+    if weights is not None and not sum(mix["weights"].values()):
+        raise ConfigError("mix.weights must not all be 0")
+    return cfg
+
+
+def is_multi(cfg: dict) -> bool:
+    """Whether ``cfg`` (validated) describes a multi-dataset run."""
+    return bool(cfg.get("datasets"))
+
+
+def all_inputs(cfg: dict) -> list[str]:
+    """Every input path of the run (one dataset's or all of a multi-dataset run's)."""
+    sections = cfg["datasets"].values() if is_multi(cfg) else [cfg["dataset"]]
+    return [p for section in sections for p in section["input"]]
 
 
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

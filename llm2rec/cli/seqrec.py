@@ -22,7 +22,7 @@ def seqrec(
         "sasrec",
         "--model",
         "-m",
-        help="sasrec, gru4rec, or a training-free baseline: pop, random, knn (needs --embeddings).",
+        help="sasrec, gru4rec, or a training-free baseline: pop, random, last (repeat the last item), knn (needs --embeddings).",
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Results directory (written atomically)."),
     evaluate_only: Path = typer.Option(

@@ -104,6 +104,24 @@ class Dataset:
             out[int(item_id)] = title
         return out
 
+    @cached_property
+    def cold_items(self) -> np.ndarray:
+        """Ids of the cold-start items (held out of every training part; ``prepare --cold-items``)."""
+        if "cold" not in self.items.columns:
+            return np.zeros(0, dtype=np.int64)
+        return self.items["item_id"].to_numpy()[self.items["cold"].to_numpy(dtype=bool)].astype(np.int64)
+
+    @cached_property
+    def training_titles(self) -> list[str]:
+        """:attr:`titles` as the LLM stages may train on them: a cold item's title is blanked (``""``)
+        unless the dataset was prepared with ``cold_titles_known``."""
+        if not len(self.cold_items) or self.manifest["settings"].get("cold_titles_known"):
+            return self.titles
+        out = list(self.titles)
+        for item_id in self.cold_items:
+            out[int(item_id)] = ""
+        return out
+
     def train_sequences(self) -> list[np.ndarray]:
         """Each user's training part (chronological item ids), for recommenders that train on prefixes."""
         seqs = self.sequences

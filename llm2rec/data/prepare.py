@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from llm2rec.data.dataset import Dataset
-from llm2rec.data.protocol import DATASET_KIND, ProtocolSettings, prepare
+from llm2rec.data.protocol import ProtocolSettings, prepare
+from llm2rec.data.writer import DATASET_KIND
 
 
 def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -> Dataset:
@@ -14,7 +15,8 @@ def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -
 
     ``spec`` has every key of that section: ``format``, ``input``, ``kcore``, ``max_history``, ``split``,
     ``cutoffs``, ``min_rating``, ``skip_bad_lines``, ``keep_duplicates``, ``options`` (reader options),
-    ``num_users``, ``num_items``, ``seed`` (the last three for ``builtin`` only).
+    ``num_users``, ``num_items`` (``builtin`` only), ``seed`` (``builtin``'s generator and the user sample's),
+    ``sample_users``, ``cold_items`` / ``cold_after`` and ``cold_titles_known`` (cold-start items).
     """
     from llm2rec.data.sources import load_raw
     from llm2rec.outdir import check_output
@@ -28,6 +30,11 @@ def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -
         tuple(spec["cutoffs"]),
         spec["min_rating"],
         dedup=not spec["keep_duplicates"],
+        sample_users=spec["sample_users"],
+        sample_seed=spec["seed"],
+        cold_items=spec["cold_items"],
+        cold_after=spec["cold_after"],
+        cold_titles_known=spec["cold_titles_known"],
     )
     settings.validate()
     raw = load_raw(

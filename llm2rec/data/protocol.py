@@ -18,20 +18,18 @@ Order of operations (each step's removals are counted in the manifest):
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from llm2rec import __version__
-from llm2rec.data.dataset import FORMAT_VERSION, TABLES, Dataset
+from llm2rec.data.dataset import Dataset
 from llm2rec.data.schema import RawLog
+from llm2rec.data.writer import write_tables
 from llm2rec.errors import ConfigError
-from llm2rec.io import atomic_dir, atomic_write_json, sha256_file
+from llm2rec.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +37,6 @@ log = logging.getLogger(__name__)
 AMAZON2023_CUTOFFS = (1628643414042, 1658002729837)
 SPLIT_CHOICES = ("loo", "temporal", "shipped")
 _SPLIT_RANK = {"train": 0, "valid": 1, "test": 2}
-
-
-DATASET_KIND = "dataset"  # what the output marker of a prepared dataset says (llm2rec.outdir)
 
 
 @dataclass
@@ -54,6 +49,15 @@ class ProtocolSettings:
     min_sequence_length: int = 3
     dedup: bool = True
     """Keep only the earliest of repeated (user, item) events; off reproduces data shipped with repeats."""
+    sample_users: int | None = None
+    """Keep a seeded random sample of this many users (before k-core), e.g. to match a paper's sizes."""
+    sample_seed: int = 0
+    cold_items: float | None = None
+    """Hold out this fraction of items (seeded by ``sample_seed``) from every training part: cold-start."""
+    cold_after: int | None = None
+    """Or hold out the items first seen at or after this time (ms)."""
+    cold_titles_known: bool = False
+    """Let MNTP and the contrastive stage see cold items' titles (a catalogue known before its sales)."""
 
     def validate(self) -> None:
         if self.split not in SPLIT_CHOICES:
@@ -62,6 +66,12 @@ class ProtocolSettings:
             raise ConfigError(f"--kcore must be ≥ 0, not {self.kcore}")
         if self.max_history < 1:
             raise ConfigError(f"--max-history must be ≥ 1, not {self.max_history}")
+        if self.cold_items is not None and not 0 < self.cold_items < 1:
+            raise ConfigError(f"--cold-items is a fraction of the items, in (0, 1), not {self.cold_items}")
+        if self.cold_items is not None and self.cold_after is not None:
+            raise ConfigError("choose cold items by --cold-items or by --cold-after, not both")
+        if self.sample_users is not None and self.sample_users < 1:
+            raise ConfigError(f"--sample-users must be ≥ 1, not {self.sample_users}")
         if self.cutoffs[0] > self.cutoffs[1]:
             raise ConfigError(f"temporal cut-offs must be increasing, got {self.cutoffs}")
 
@@ -110,6 +120,17 @@ def _filter_interactions(
     dup = df.duplicated(["user", "item"], keep="first") if s.dedup else pd.Series(False, index=df.index)
     dropped["duplicate_events"] = int(dup.sum())
     return df[~dup]
+
+
+def sample_users(df: pd.DataFrame, n: int, seed: int, dropped: dict) -> pd.DataFrame:
+    """The events of ``n`` users drawn without replacement (seeded; all users when there are fewer)."""
+    users = np.sort(df["user"].unique())
+    if n < len(users):
+        chosen = np.random.default_rng(seed).choice(users, size=n, replace=False)
+        df = df[df["user"].isin(chosen)]
+    dropped["user_sample"] = {"asked": n, "seed": seed, "users_before": len(users),
+                              "users_dropped": max(0, len(users) - n)}  # fmt: skip
+    return df
 
 
 def kcore_filter(df: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -207,6 +228,8 @@ def apply_protocol(raw: RawLog, s: ProtocolSettings) -> Prepared:
     dropped: dict = {}
     items = _clean_items(raw, dropped)
     df = _filter_interactions(raw, items, s, dropped)
+    if s.sample_users is not None:
+        df = sample_users(df, s.sample_users, s.sample_seed, dropped)
     before = len(df), df["user"].nunique(), df["item"].nunique()
     df = kcore_filter(df, s.kcore)
     dropped["kcore"] = {
@@ -226,13 +249,16 @@ def apply_protocol(raw: RawLog, s: ProtocolSettings) -> Prepared:
 
 def _build(df: pd.DataFrame, items: pd.DataFrame, s, has_presplit: bool, dropped: dict) -> Prepared:
     df = df.sort_values(["user", "timestamp", "pos"], kind="stable").reset_index(drop=True)
+    counts = _split_counts(df, s, has_presplit)
+    cold = set()
+    if s.cold_items is not None or s.cold_after is not None:
+        df, counts, cold = _hold_out_cold(df, counts, s, dropped)
     # Item ids: first appearance in time order (ties: user key, then input position).
     order = df.sort_values(["timestamp", "user", "pos"], kind="stable")["item"]
     keys = pd.unique(order)
     item_id = pd.Series(np.arange(1, len(keys) + 1, dtype=np.int64), index=keys)
     df["iid"] = item_id.loc[df["item"]].to_numpy()
 
-    counts = _split_counts(df, s, has_presplit)
     user_keys = np.sort(df["user"].unique())
     uid = pd.Series(np.arange(len(user_keys)), index=user_keys)
     df["uid"] = uid.loc[df["user"]].to_numpy()  # df is sorted by user key, so uid is non-decreasing
@@ -256,6 +282,9 @@ def _build(df: pd.DataFrame, items: pd.DataFrame, s, has_presplit: bool, dropped
     items = items.set_index("item").loc[keys].reset_index()
     items.insert(0, "item_id", np.arange(1, len(keys) + 1, dtype=np.int32))
     items = items.rename(columns={"item": "key"})
+    if cold:
+        items["cold"] = items["key"].isin(cold)
+        dropped["cold"]["items_in_catalogue"] = int(items["cold"].sum())
     titles = np.concatenate([[""], items["title"].to_numpy(dtype=object)])
 
     bounds = np.concatenate([starts, [len(flat)]])
@@ -271,6 +300,27 @@ def _build(df: pd.DataFrame, items: pd.DataFrame, s, has_presplit: bool, dropped
         }
     )
     return Prepared(items, sequences, examples, _csft_table(examples["train"], titles), dropped)
+
+
+def _hold_out_cold(df: pd.DataFrame, counts: pd.DataFrame, s, dropped: dict):
+    """Choose the cold items (a seeded fraction, or those first seen at or after ``cold_after``) and remove
+    their events from every training part; valid and test events stay. Returns (df, counts, cold keys)."""
+    first_seen = df.groupby("item")["timestamp"].min().sort_index()
+    if s.cold_after is not None:
+        cold = first_seen.index[first_seen.to_numpy() >= s.cold_after]
+    else:
+        rng = np.random.default_rng(s.sample_seed)
+        cold = rng.choice(
+            first_seen.index.to_numpy(), size=round(s.cold_items * len(first_seen)), replace=False
+        )
+    offset = df.groupby("user", sort=False).cumcount().to_numpy()  # df is in time order within users
+    in_train = offset < counts["n_train"].reindex(df["user"]).to_numpy()
+    drop = df["item"].isin(cold).to_numpy() & in_train
+    removed = pd.Series(drop.astype(np.int64)).groupby(df["user"].to_numpy()).sum()
+    counts = counts.copy()
+    counts["n_train"] -= removed.reindex(counts.index, fill_value=0).to_numpy()
+    dropped["cold"] = {"chosen_items": len(cold), "training_events_removed": int(drop.sum())}
+    return df[~drop].reset_index(drop=True), counts, set(cold)
 
 
 def _check_splits_not_empty(examples: dict, s: ProtocolSettings, timestamps: pd.Series) -> None:
@@ -299,18 +349,6 @@ def _ms_date(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).date().isoformat()  # noqa: UP017
 
 
-def sequence_stats(lengths: np.ndarray, num_items: int) -> dict:
-    users, inter = len(lengths), int(lengths.sum())
-    return {
-        "users": users,
-        "items": num_items,
-        "interactions": inter,
-        "mean_sequence_length": float(lengths.mean()) if users else 0.0,
-        "median_sequence_length": float(np.median(lengths)) if users else 0.0,
-        "density": inter / (users * num_items) if users and num_items else 0.0,
-    }
-
-
 def write_dataset(
     prepared: Prepared,
     raw: RawLog,
@@ -321,47 +359,21 @@ def write_dataset(
     extra: dict | None = None,
 ) -> Dataset:
     """Write the tables and manifest into ``out`` atomically (all or nothing)."""
-    t0 = time.perf_counter()
-    lengths = prepared.sequences["items"].map(len).to_numpy()
-    stats = sequence_stats(lengths, len(prepared.items))
-    with atomic_dir(out, overwrite=overwrite, kind=DATASET_KIND, legacy=("manifest.json",)) as tmp:
-        tables = {
-            "items": pa.Table.from_pandas(prepared.items, preserve_index=False),
-            "sequences": pa.Table.from_pandas(prepared.sequences, preserve_index=False),
-            **prepared.examples,
-            "csft": prepared.csft,
-        }
-        checksums = {}
-        for name in TABLES:
-            path = tmp / f"{name}.parquet"
-            pq.write_table(tables[name], path)
-            checksums[name] = sha256_file(path)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "llm2rec_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "source": {
-                "format": raw.format,
-                "has_time": raw.has_time,
-                "shipped_split_used": s.split == "shipped",
-                "files": [_file_entry(p) for p in raw.source_files],
-                "notes": raw.notes,
-            },
-            "settings": {**asdict(s), "cutoffs": list(s.cutoffs)},
-            "item_id_order": "first appearance in the time-sorted log (ties: user key, then input order)",
-            "counts": {
-                **stats,
-                **{f"{k}_examples": v.num_rows for k, v in prepared.examples.items()},
-                "csft_pairs": prepared.csft.num_rows,
-            },
-            "dropped": {"bad_lines": raw.bad_lines.to_dict(), **prepared.dropped},
-            "tables": checksums,
-            "table_rows": {name: tables[name].num_rows for name in TABLES},
-            **(extra or {}),
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
-    log.info("wrote %s in %.1fs", out, time.perf_counter() - t0)
-    return Dataset.load(out)
+    source = {
+        "format": raw.format,
+        "has_time": raw.has_time,
+        "shipped_split_used": s.split == "shipped",
+        "files": [_file_entry(p) for p in raw.source_files],
+        "notes": raw.notes,
+    }
+    fields = {
+        "source": source,
+        "settings": {**asdict(s), "cutoffs": list(s.cutoffs)},
+        "item_id_order": "first appearance in the time-sorted log (ties: user key, then input order)",
+        "dropped": {"bad_lines": raw.bad_lines.to_dict(), **prepared.dropped},
+        **(extra or {}),
+    }
+    return write_tables(prepared, out, fields, overwrite=overwrite)
 
 
 def _file_entry(path: Path) -> dict:

@@ -12,7 +12,20 @@ import time
 def run_prepare(pipe, stage, resume: bool) -> None:
     from llm2rec.data.prepare import prepare_from_spec
 
-    prepare_from_spec(pipe.cfg["dataset"], stage.output, overwrite=True)
+    name = stage.extra.get("dataset")
+    spec = pipe.cfg["datasets"][name] if name else pipe.cfg["dataset"]
+    prepare_from_spec(spec, stage.output, overwrite=True)
+
+
+def run_union(pipe, stage, resume: bool) -> None:
+    """A multi-dataset run's training union (:mod:`llm2rec.data.mix`)."""
+    from llm2rec.data.dataset import Dataset
+    from llm2rec.data.mix import build_training_union
+
+    mix = pipe.cfg["mix"]
+    load = lambda name: Dataset.load(pipe.layout.source_dataset(name))  # noqa: E731
+    build_training_union({n: load(n) for n in mix["train"]}, [load(n) for n in mix["evaluate"]], stage.output,
+                         weights=mix["weights"], seed=mix["seed"], overwrite=True)  # fmt: skip
 
 
 def run_training(pipe, stage, resume: bool) -> None:
@@ -34,9 +47,9 @@ def run_embed(pipe, stage, resume: bool) -> None:
     common = {"template": e["template"], "normalize": e["normalize"], "batch_size": e["batch_size"],
               "overwrite": True}  # fmt: skip
     if spec.source == SENTENCE_TRANSFORMERS:
-        embed_items(spec.model, pipe.layout.dataset, stage.output, **common)
+        embed_items(spec.model, pipe.dataset_dir(stage), stage.output, **common)
         return
-    embed_items(pipe.model_dir(spec.source), pipe.layout.dataset, stage.output,
+    embed_items(pipe.model_dir(spec.source), pipe.dataset_dir(stage), stage.output,
                 pooling=spec.pooling, bidirectional=spec.bidirectional, **common)  # fmt: skip
 
 
@@ -48,9 +61,9 @@ def seqrec_args(pipe, stage) -> tuple:
     """The arguments of :func:`seqrec_job` for a recommender stage (plain values: they cross processes)."""
     s = pipe.cfg["seqrec"]
     return (
-        pipe.layout.dataset,
+        pipe.dataset_dir(stage),
         stage.extra["model"],
-        pipe.embeddings_path(stage.extra["encoder"]),
+        pipe.embeddings_path(stage.extra["encoder"], stage.extra.get("dataset")),
         s["seeds"],
         stage.output,
         stage.extra.get("options", s["options"]),

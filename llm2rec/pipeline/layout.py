@@ -5,11 +5,12 @@
     RUN/config.json             the resolved run config
     RUN/pipeline.json           stage records (fingerprints, status, wall time)
     RUN/input_hashes.json       sha256 of the input files, cached by path, size and mtime
-    RUN/dataset/                the prepared dataset
+    RUN/dataset/                the prepared dataset (multi-dataset runs: the LLM stages' training union)
+    RUN/datasets/<name>/        multi-dataset runs: each dataset, prepared
     RUN/csft/ mntp/ contrastive/   the plain HF model each training stage hands on
     RUN/<stage>.work/           its checkpoints and training state while it runs
-    RUN/embeddings/<encoder>.npy (+ .json)
-    RUN/seqrec/<encoder>-<model>/   the seqrec results dir of one encoder × recommender
+    RUN/embeddings/[<dataset>/]<encoder>.npy (+ .json)
+    RUN/seqrec/[<dataset>/]<encoder>-<model>/   the seqrec results dir of one encoder × recommender
     RUN/results.json  report.md  report.html  plots/
 """
 
@@ -35,8 +36,12 @@ class RunLayout:
     def training(self, stage: str) -> Path:
         return self.root / stage
 
-    def embeddings(self, encoder: str) -> Path:
-        return self.root / "embeddings" / f"{encoder}.npy"
+    def source_dataset(self, name: str) -> Path:
+        """One dataset of a multi-dataset run, prepared."""
+        return self.root / "datasets" / name
 
-    def seqrec(self, encoder: str, model: str) -> Path:
-        return self.root / "seqrec" / f"{encoder}-{model}"
+    def embeddings(self, encoder: str, dataset: str | None = None) -> Path:
+        return self.root / "embeddings" / (dataset or "") / f"{encoder}.npy"
+
+    def seqrec(self, encoder: str, model: str, dataset: str | None = None) -> Path:
+        return self.root / "seqrec" / (dataset or "") / f"{encoder}-{model}"

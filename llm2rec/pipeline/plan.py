@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llm2rec.config import is_multi
 from llm2rec.embed.registry import encoder_spec
 from llm2rec.io import atomic_write_json, sha256_file
 from llm2rec.pipeline import actions
@@ -36,6 +37,13 @@ class Stage:
     extra: dict = field(default_factory=dict)
     # Under torchrun / accelerate launch: run by every process (training, embedding), else by the main one.
     every_process: bool = False
+    # What the stages downstream hash instead of the fingerprint, when set: the content of the output
+    # (the training union: an added evaluation dataset that removes no event re-trains nothing).
+    content: str = ""
+
+    @property
+    def handed_on(self) -> str:
+        return self.content or self.fingerprint
 
 
 def fingerprint(payload) -> str:
@@ -45,32 +53,84 @@ def fingerprint(payload) -> str:
 def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
     """Every stage ``cfg`` needs, in a valid order. Cheap encoders come first, each followed by its
     recommenders, so their results (and, with seqrec.workers > 1, their seqrec jobs) do not wait for the
-    LLM training stages."""
+    LLM training stages. A multi-dataset run embeds and evaluates every encoder on every evaluation
+    dataset (stage names end in ``@<dataset>``)."""
     stages: dict[str, Stage] = {}
 
     def add(stage: Stage) -> None:
-        upstream = [stages[d].fingerprint for d in stage.deps]
+        upstream = [stages[d].handed_on for d in stage.deps]
         stage.fingerprint = fingerprint({"name": stage.name, "settings": stage.settings, "deps": upstream})
+        if stage.kind == DATASET:
+            stage.content = _built_content(stage, layout)
         stages[stage.name] = stage
 
-    inputs = input_signature(cfg["dataset"]["input"], layout.input_hashes)
-    add(
-        Stage(DATASET, DATASET, [], {**cfg["dataset"], "inputs": inputs}, layout.dataset, actions.run_prepare)
-    )
+    evaluated = _add_datasets(cfg, layout, add, stages)
     encoders = sorted(cfg["encoders"], key=_depth)
     for enc in encoders:
         trained_by = encoder_spec(enc).trained_by
         for name in training_chain(trained_by) if trained_by else ():
             if name not in stages:
                 add(_training_stage(name, cfg, layout))
-        if enc != "id":
-            add(_embed_stage(enc, cfg, layout))
-        for model in cfg["seqrec"]["models"]:
-            if _pairs_with(model, enc, first=enc == encoders[0]):
-                add(_seqrec_stage(enc, model, cfg, layout))
-            if enc in cfg["seqrec"]["with_id"] and _trained(model):
-                add(_seqrec_stage(enc, model, cfg, layout, with_id=True))
+        for ds in evaluated:
+            if enc != "id":
+                add(_embed_stage(enc, cfg, layout, ds))
+            for model in cfg["seqrec"]["models"]:
+                if _pairs_with(model, enc, first=enc == encoders[0]):
+                    add(_seqrec_stage(enc, model, cfg, layout, ds))
+                if enc in cfg["seqrec"]["with_id"] and _trained(model):
+                    add(_seqrec_stage(enc, model, cfg, layout, ds, with_id=True))
     return stages
+
+
+def _add_datasets(cfg: dict, layout: RunLayout, add: Callable, stages: dict) -> list[str | None]:
+    """The dataset stages; returns the evaluated datasets (``[None]``: the run's one dataset).
+
+    A multi-dataset run prepares each dataset (``dataset:<name>``), then builds the LLM stages' training
+    union (``dataset``) from the training datasets, less the evaluation datasets' held-out events."""
+    if not is_multi(cfg):
+        inputs = input_signature(cfg["dataset"]["input"], layout.input_hashes)
+        add(
+            Stage(
+                DATASET,
+                DATASET,
+                [],
+                {**cfg["dataset"], "inputs": inputs},
+                layout.dataset,
+                actions.run_prepare,
+            )
+        )
+        return [None]
+    mix = cfg["mix"]
+    for name, spec in cfg["datasets"].items():
+        if name in mix["train"] or name in mix["evaluate"]:
+            inputs = input_signature(spec["input"], layout.input_hashes)
+            add(Stage(f"{DATASET}:{name}", DATASET, [], {**spec, "inputs": inputs}, layout.source_dataset(name),
+                      actions.run_prepare, extra={"dataset": name}))  # fmt: skip
+    deps = [f"{DATASET}:{n}" for n in dict.fromkeys(mix["train"] + mix["evaluate"])]
+    settings = {
+        "train": mix["train"],
+        "held_out_from": mix["evaluate"],
+        "weights": mix["weights"],
+        "seed": mix["seed"],
+    }
+    add(Stage(DATASET, DATASET, deps, settings, layout.dataset, actions.run_union))
+    return list(mix["evaluate"])
+
+
+def _built_content(stage: Stage, layout: RunLayout) -> str:
+    """What a finished dataset stage hands on: the hash of its tables' checksums ('' while it is not built
+    as planned, or when its manifest records none). So a new setting whose default leaves the tables as
+    they were, or an evaluation dataset that removes nothing from a training union, re-runs only the
+    cheap dataset stage, not the training stages downstream."""
+    try:
+        record = json.loads(layout.state.read_text(encoding="utf-8")).get(stage.name, {})
+        manifest = json.loads((stage.output / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if record.get("fingerprint") != stage.fingerprint or record.get("status") != "done":
+        return ""
+    tables = manifest.get("tables")
+    return fingerprint({"tables": tables}) if tables else ""
 
 
 def _depth(encoder: str) -> int:
@@ -93,21 +153,32 @@ def _training_stage(name: str, cfg: dict, layout: RunLayout) -> Stage:
                  extra={"config": config}, every_process=True)  # fmt: skip
 
 
-def _embed_stage(enc: str, cfg: dict, layout: RunLayout) -> Stage:
+def _on(name: str, ds: str | None) -> str:
+    """A per-dataset stage's name: ``name@dataset`` in a multi-dataset run."""
+    return f"{name}@{ds}" if ds else name
+
+
+def _data_stage(ds: str | None) -> str:
+    return f"{DATASET}:{ds}" if ds else DATASET
+
+
+def _embed_stage(enc: str, cfg: dict, layout: RunLayout, ds: str | None = None) -> Stage:
     spec = encoder_spec(enc)
     settings = {
         "encoder": enc,
         "embed": cfg["embed"],
         "model": cfg["model"] if spec.source == "backbone" else None,
     }
-    deps = [DATASET] + ([spec.trained_by] if spec.trained_by else [])
-    return Stage(f"embed:{enc}", EMBED, deps, settings, layout.embeddings(enc), actions.run_embed,
-                 extra={"encoder": enc}, every_process=True)  # fmt: skip
+    deps = [_data_stage(ds)] + ([spec.trained_by] if spec.trained_by else [])
+    return Stage(_on(f"embed:{enc}", ds), EMBED, deps, settings, layout.embeddings(enc, ds), actions.run_embed,
+                 extra={"encoder": enc, "dataset": ds}, every_process=True)  # fmt: skip
 
 
-def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout, with_id: bool = False) -> Stage:
+def _seqrec_stage(
+    enc: str, model: str, cfg: dict, layout: RunLayout, ds: str | None = None, with_id: bool = False
+) -> Stage:
     """One encoder × recommender row; ``with_id``: the text+ID row (vectors + trainable ID embeddings)."""
-    deps = [DATASET] + ([] if enc == "id" else [f"embed:{enc}"])
+    deps = [_data_stage(ds)] + ([] if enc == "id" else [_on(f"embed:{enc}", ds)])
     s = cfg["seqrec"]
     from llm2rec.seqrec.run import config_from_overrides
 
@@ -116,8 +187,9 @@ def _seqrec_stage(enc: str, model: str, cfg: dict, layout: RunLayout, with_id: b
     config_from_overrides(model=model, **options).resolved(has_embeddings=enc != "id")
     row = f"{enc}+id" if with_id else enc
     settings = {"model": model, "seeds": s["seeds"], "options": options}
-    return Stage(f"seqrec:{row}:{model}", SEQREC, deps, settings, layout.seqrec(row, model), actions.run_seqrec,
-                 extra={"encoder": enc, "row": row, "model": model, "options": options})  # fmt: skip
+    return Stage(_on(f"seqrec:{row}:{model}", ds), SEQREC, deps, settings, layout.seqrec(row, model, ds),
+                 actions.run_seqrec, extra={"encoder": enc, "row": row, "model": model, "options": options,
+                                            "dataset": ds})  # fmt: skip
 
 
 def _trained(model: str) -> bool:

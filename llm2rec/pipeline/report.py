@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llm2rec.io import atomic_write_text
 from llm2rec.pipeline.layout import RunLayout
+from llm2rec.pipeline.report_groups import group_sections
 from llm2rec.train import TRAINING_STAGES
 from llm2rec.train.outputs import read_metrics
 
@@ -46,24 +47,29 @@ def _fmt(m: dict | None) -> str:
 
 
 def results_table(results: dict, describe: bool = True) -> list[str]:
-    """Markdown rows; the best mean per recommender and column is in bold."""
+    """Markdown rows; the best mean per (dataset,) recommender and column is in bold. Entries of a
+    multi-dataset run get a dataset column."""
     entries = results["entries"]
+    multi = any("dataset" in e for e in entries)
+    group = lambda e: (e.get("dataset"), e["recommender"])  # noqa: E731
     best = {}
     for e in entries:
         for k in METRICS:
             m = e["metrics"].get(k)
-            if m and m["mean"] > best.get((e["recommender"], k), -1):
-                best[(e["recommender"], k)] = m["mean"]
-    lines = ["| recommender | item representation | " + " | ".join(k.upper() for k in METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS)]  # fmt: skip
+            if m and m["mean"] > best.get((group(e), k), -1):
+                best[(group(e), k)] = m["mean"]
+    first = "| dataset | recommender |" if multi else "| recommender |"
+    lines = [first + " item representation | " + " | ".join(k.upper() for k in METRICS) + " |",
+             "|" + "---|" * (2 + multi + len(METRICS))]  # fmt: skip
     for e in entries:
         cells = []
         for k in METRICS:
             m = e["metrics"].get(k)
             text = _fmt(m)
-            cells.append(f"**{text}**" if m and m["mean"] == best[(e["recommender"], k)] else text)
+            cells.append(f"**{text}**" if m and m["mean"] == best[(group(e), k)] else text)
         name = f"{e['encoder']}: {e['description']}" if describe else e["encoder"]
-        lines.append(f"| {e['recommender']} | {name} | " + " | ".join(cells) + " |")
+        where = f"| {e['dataset']} " if multi else ""
+        lines.append(f"{where}| {e['recommender']} | {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -104,7 +110,10 @@ def plot_results(results: dict, plots: Path) -> Path | None:
     entries = results["entries"]
     if not entries:
         return None
-    labels = [f"{e['encoder']}\n{e['recommender']}" for e in entries]
+    labels = [
+        f"{e['encoder']}\n{e['recommender']}" + (f"\n{e['dataset']}" if "dataset" in e else "")
+        for e in entries
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.1 * len(entries)) * 2, 3.6))
     for ax, key in zip(axes, ("recall@10", "ndcg@10")):
         means = [e["metrics"].get(key, {}).get("mean", 0.0) for e in entries]
@@ -119,8 +128,59 @@ def plot_results(results: dict, plots: Path) -> Path | None:
     return path
 
 
+def _dataset_line(d: dict) -> str:
+    return (f"source `{d['source']}`: {d['users']:,} users, {d['items']:,} items, {d['interactions']:,} "
+            f"interactions, mean sequence length {d['mean_sequence_length']:.2f}, density {d['density']:.5f}.")  # fmt: skip
+
+
+def _single_dataset_sections(results: dict) -> list[str]:
+    return [
+        "## Dataset",
+        "",
+        _dataset_line(results["dataset"]),
+        "",
+        "## Results",
+        "",
+        *results_table(results),
+        "",
+    ]
+
+
+def _multi_dataset_sections(results: dict) -> list[str]:
+    """Training union, one results table per evaluation dataset, and the in/out-of-domain summary."""
+    u = results["dataset"]
+    lines = ["## Datasets", "",
+             f"The LLM stages trained on the training parts of {', '.join(results['training_datasets'])}: "
+             f"{u['users']:,} users, {u['items']:,} items, {u['csft_pairs']:,} CSFT pairs.", ""]  # fmt: skip
+    for name, d in results["datasets"].items():
+        where = "in-domain" if d["domain"] == "in" else "out-of-domain"
+        lines.append(f"- `{name}` ({where}): {_dataset_line(d)}")
+    for name, d in results["datasets"].items():
+        where = "in-domain" if d["domain"] == "in" else "out-of-domain"
+        rows = {
+            "entries": [
+                {k: v for k, v in e.items() if k != "dataset"}
+                for e in results["entries"]
+                if e.get("dataset") == name
+            ]
+        }
+        lines += ["", f"## Results on `{name}` ({where})", "", *results_table(rows, describe=False)]
+    for dom, title in (("in", "in-domain"), ("out", "out-of-domain")):
+        rows = results["summary"].get(dom) or []
+        if rows:
+            lines += [
+                "",
+                f"## Summary, {title}: mean over datasets",
+                "",
+                "| recommender | item representation | datasets | R@10 | N@10 |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [f"| {r['recommender']} | {r['encoder']} | {r['datasets']} | {r.get('recall@10', 0):.4f} | "
+                      f"{r.get('ndcg@10', 0):.4f} |" for r in rows]  # fmt: skip
+    return lines + [""]
+
+
 def build_markdown(layout: RunLayout, results: dict, stage_plots: dict, results_plot: Path | None) -> str:
-    d = results["dataset"]
     state = json.loads(layout.state.read_text()) if layout.state.is_file() else {}
     lines = [
         f"# llm2rec run report: `{layout.root.name}`",
@@ -128,18 +188,11 @@ def build_markdown(layout: RunLayout, results: dict, stage_plots: dict, results_
         f"Backbone `{results['model']}`, preset `{results['preset']}`, seeds {results['seeds']}. Test split, "
         "full ranking over all items, mean ± population std over seeds.",
         "",
-        "## Dataset",
-        "",
-        f"source `{d['source']}`: {d['users']:,} users, {d['items']:,} items, {d['interactions']:,} interactions, "
-        f"mean sequence length {d['mean_sequence_length']:.2f}, density {d['density']:.5f}.",
-        "",
-        "## Results",
-        "",
-        *results_table(results),
-        "",
+        *(_multi_dataset_sections(results) if "datasets" in results else _single_dataset_sections(results)),
     ]
     if results_plot:
         lines += [f"![results](plots/{results_plot.name})", ""]
+    lines += group_sections(results, layout.plots)
     lines += ["## Training curves", ""]
     lines += [f"![{s}](plots/{p.name})" for s, p in stage_plots.items()] or [
         "(no training stage in this run)"

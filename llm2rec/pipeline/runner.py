@@ -21,12 +21,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from llm2rec.config import all_inputs
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json, work_dir_for
 from llm2rec.outdir import check_output, write_marker
 from llm2rec.pipeline import actions
 from llm2rec.pipeline.layout import RunLayout
-from llm2rec.pipeline.plan import SEQREC, Stage, plan_stages
+from llm2rec.pipeline.plan import DATASET, SEQREC, Stage, plan_stages
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Pipeline:
         self.run_dir = self.layout.root
         self.force = set(force or [])
         # Before anything is written: the run dir is new, empty or a previous run, and holds no input.
-        check_output(self.run_dir, RUN_KIND, overwrite=False, reuse=True, inputs=cfg["dataset"]["input"],
+        check_output(self.run_dir, RUN_KIND, overwrite=False, reuse=True, inputs=all_inputs(cfg),
                      legacy=("pipeline.json",))  # fmt: skip
         self.stages = plan_stages(cfg, self.layout)
         unknown = self.force - set(self.stages) - {"embed", "seqrec"}
@@ -81,7 +82,6 @@ class Pipeline:
             atomic_write_json(self.layout.config, self.cfg)
         procs.wait()
         state = self.load_state()
-        stages = self._recommenders_last() if procs.many else list(self.stages.values())
         workers = int(self.cfg["seqrec"].get("workers", 1))
         # With workers > 1, seqrec jobs go to a process pool as soon as their vectors exist, and run
         # while the main process goes on with the next (training) stages.
@@ -89,7 +89,7 @@ class Pipeline:
         if pool is not None and not procs.many:
             _leave_cores_for(workers)
         try:
-            finished_all = self._run_stages(stages, state, procs, pool)
+            finished_all = self._run_data_then_rest(state, procs, pool)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -102,6 +102,16 @@ class Pipeline:
         results = collect_results(self)
         write_report(self.run_dir)
         return results
+
+    def _run_data_then_rest(self, state: dict, procs, pool) -> bool:
+        """The dataset stages first, one at a time, planning again after each: what a stage downstream of a
+        dataset hashes is the content of that dataset (its tables), known only once it is built."""
+        for name in [s.name for s in self.stages.values() if s.kind == DATASET]:
+            self._run_stages([self.stages[name]], state, procs, pool)
+            procs.wait()
+            self.stages = plan_stages(self.cfg, self.layout)
+        stages = self._recommenders_last() if procs.many else list(self.stages.values())
+        return self._run_stages([s for s in stages if s.kind != DATASET], state, procs, pool)
 
     def _run_stages(self, stages: list[Stage], state: dict, procs, pool) -> bool:
         """Run ``stages`` in order; False when this process leaves early (the recommenders are the main
@@ -177,8 +187,15 @@ class Pipeline:
 
         return resolve_model_dir(self.stages[source].output)
 
-    def embeddings_path(self, encoder: str) -> Path | None:
-        return None if encoder == "id" else self.stages[f"embed:{encoder}"].output
+    def embeddings_path(self, encoder: str, dataset: str | None = None) -> Path | None:
+        if encoder == "id":
+            return None
+        return self.stages[f"embed:{encoder}@{dataset}" if dataset else f"embed:{encoder}"].output
+
+    def dataset_dir(self, stage: Stage) -> Path:
+        """The prepared dataset a per-dataset stage (embedding, recommender) reads."""
+        name = stage.extra.get("dataset")
+        return self.layout.source_dataset(name) if name else self.layout.dataset
 
 
 def _remove(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Training-free baselines: most-popular (training-part counts), random scores, and item-vector kNN.
+"""Training-free baselines: most-popular (training-part counts), random scores, item-vector kNN, and
+"repeat the last item" (its ranks are computed directly: :func:`llm2rec.seqrec.groups.repeat_last_ranks`).
 
 All are written as (user vectors, item vectors) pairs so that they go through exactly the same full-ranking
 code as the trained models, history exclusion included.
@@ -14,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-BASELINES = ("pop", "random", "knn")
-DETERMINISTIC = ("pop", "knn")  # run once, not once per seed
+BASELINES = ("pop", "random", "knn", "last")  # last: repeat the last history item (llm2rec.seqrec.groups)
+DETERMINISTIC = ("pop", "knn", "last")  # run once, not once per seed
 NEEDS_VECTORS = ("knn",)
 
 

@@ -83,6 +83,7 @@ class SeqRecData:
     item_counts: np.ndarray  # (N+1,) training-part interaction counts, for the popularity baseline
     train_sequences: list[np.ndarray]
     supervise: str = "all"
+    cold_items: np.ndarray | None = None  # item ids held out of every training input (prepare --cold-items)
 
     @cached_property
     def train(self) -> Examples:
@@ -92,7 +93,7 @@ class SeqRecData:
     @classmethod
     def from_dataset(cls, dataset, supervise: str = "all", windows: str = "exact") -> SeqRecData:
         """Read a :class:`Dataset` (anything with its ``train_sequences``, ``split``, ``sequences`` API)."""
-        return cls.from_frames(
+        data = cls.from_frames(
             train_sequences=dataset.train_sequences(),
             valid=dataset.split("valid"),
             test=dataset.split("test"),
@@ -102,6 +103,9 @@ class SeqRecData:
             supervise=supervise,
             windows=windows,
         )
+        cold = getattr(dataset, "cold_items", None)
+        data.cold_items = cold if cold is not None and len(cold) else None
+        return data
 
     @classmethod
     def from_frames(

@@ -27,9 +27,12 @@ ADAPTERS = ("linear", "mlp")
 VECTOR_NORMS = ("none", "scale", "center", "l2", "center-l2")
 
 
-def normalise_vectors(vectors: np.ndarray, how: str = "none") -> np.ndarray:
+def normalise_vectors(
+    vectors: np.ndarray, how: str = "none", reference: np.ndarray | None = None
+) -> np.ndarray:
     """Optional preprocessing of raw vectors (row 0 stays as given): one global scale (mean norm 1),
-    centring and/or L2 normalisation.
+    centring and/or L2 normalisation. The statistics (mean norm, mean vector) come from ``reference``
+    when given (new items normalised as the catalogue was), else from ``vectors``.
 
     Raw LLM mean-pooled vectors are large (norm ≈ 44 for SmolLM2) and nearly parallel; ``scale`` only fixes
     the size, which the adapter's initialisation expects, and keeps the geometry; centring removes the
@@ -39,10 +42,11 @@ def normalise_vectors(vectors: np.ndarray, how: str = "none") -> np.ndarray:
         raise ConfigError(f"vector normalisation must be one of {', '.join(VECTOR_NORMS)}, not {how!r}")
     out = vectors.astype(np.float32, copy=True)
     items = out[1:]
+    stats = items if reference is None else np.asarray(reference, dtype=np.float32)[1:]
     if how == "scale":  # one global factor: mean item-vector norm 1, every angle and ratio kept
-        items /= max(float(np.linalg.norm(items, axis=1).mean()), 1e-12)
+        items /= max(float(np.linalg.norm(stats, axis=1).mean()), 1e-12)
     if how in ("center", "center-l2"):
-        items -= items.mean(axis=0, keepdims=True)
+        items -= stats.mean(axis=0, keepdims=True)
     if how in ("l2", "center-l2"):
         items /= np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
     return out

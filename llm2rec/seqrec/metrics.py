@@ -61,7 +61,12 @@ def _exact_row_sums(values: torch.Tensor) -> torch.Tensor:
     longer rows are summed in pieces of that size."""
     total = torch.zeros(values.shape[0], dtype=torch.long, device=values.device)
     for start in range(0, values.shape[1], EXACT_FLOAT_COUNT):
-        total += values[:, start : start + EXACT_FLOAT_COUNT].sum(dim=1).long()
+        # In float32 (or wider): a bfloat16 or float16 sum is not exact beyond 256 or 2048 items.
+        total += (
+            values[:, start : start + EXACT_FLOAT_COUNT]
+            .sum(dim=1, dtype=torch.float64 if values.dtype == torch.float64 else torch.float32)
+            .long()
+        )
     return total
 
 
@@ -86,15 +91,24 @@ def full_ranking_ranks(
         raise ValueError(f"targets must be item ids in 1..{num_items}")
     block = max(1, memory_budget // (4 * max(num_items, 1)))
     ranks = []
-    for start in range(0, num_rows, block):
-        stop = min(start + block, num_rows)
-        scores = user_vecs[start:stop] @ item_vecs.T
-        cols = targets[start:stop].to(scores.device) - 1
-        if exclude is not None:
-            _mask_excluded(scores, cols, exclude, start, stop)
-        ranks.append(ranks_from_scores(scores, cols, inplace=True).cpu())
-        del scores
+    # Scores and counts in float32 whatever the caller's autocast or dtypes: under bf16 autocast the
+    # product and the row sums of the comparisons came out in bfloat16 (8-bit mantissa), which merged
+    # distinct scores into ties and miscounted them (metrics below 0 or above 1 in a training stage's probe).
+    wide = torch.promote_types(torch.promote_types(user_vecs.dtype, item_vecs.dtype), torch.float32)
+    user_vecs, item_vecs = user_vecs.to(wide), item_vecs.to(wide)
+    with torch.autocast(user_vecs.device.type, enabled=False):
+        for start in range(0, num_rows, block):
+            stop = min(start + block, num_rows)
+            ranks.append(_block_ranks(user_vecs, item_vecs, targets, exclude, start, stop))
     return torch.cat(ranks) if ranks else torch.zeros((0, 2), dtype=torch.long)
+
+
+def _block_ranks(user_vecs, item_vecs, targets, exclude, start: int, stop: int) -> torch.Tensor:
+    scores = user_vecs[start:stop] @ item_vecs.T
+    cols = targets[start:stop].to(scores.device) - 1
+    if exclude is not None:
+        _mask_excluded(scores, cols, exclude, start, stop)
+    return ranks_from_scores(scores, cols, inplace=True).cpu()
 
 
 def _mask_excluded(

@@ -41,12 +41,13 @@ from llm2rec.seqrec.baselines import (
     random_vectors,
 )
 from llm2rec.seqrec.data import SUPERVISE_CHOICES, WINDOW_CHOICES, SeqRecData
+from llm2rec.seqrec.groups import aggregate_groups, group_metrics, repeat_last_ranks, target_groups
 from llm2rec.seqrec.item_encoder import ItemEncoder, normalise_vectors
 from llm2rec.seqrec.metrics import full_ranking_ranks, metric_keys, metrics_from_ranks
 from llm2rec.seqrec.models import MODEL_FILE, save_model
 from llm2rec.seqrec.plots import plot_curve
 from llm2rec.seqrec.results import STD_KINDS, aggregate, write_results
-from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
+from llm2rec.seqrec.trainer import TrainConfig, fit, rank_targets
 from llm2rec.typed import validated
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ def _run_all(
         "std": cfg.std,
         "metrics": aggregate([r["test"] for r in runs], cfg.std),
         "valid_metrics": aggregate([r["valid"] for r in runs], cfg.std),
+        **aggregate_groups(runs, cfg.std),
         "best_epochs": [r["best_epoch"] for r in runs],
         "dataset": config_record["dataset"],
         "embeddings": config_record["embeddings"],
@@ -250,17 +252,12 @@ def run_one_seed(
     if model_dir is not None:
         save_model(model, model_dir)
     tick = time.perf_counter()
-    test = evaluate(
-        model,
-        data.test,
-        cfg.train.ks,
-        cfg.train.exclude_history,
-        cfg.train.eval_batch_size,
-        cfg.train.memory_budget,
-    )
+    t = cfg.train
+    ranks = rank_targets(model, data.test, t.exclude_history, t.eval_batch_size, t.memory_budget)
     return {
         "seed": seed,
-        "test": test,
+        "test": metrics_from_ranks(ranks, t.ks),
+        "test_groups": _groups(ranks, data, t.ks),
         "valid": result.best_valid,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
@@ -296,12 +293,21 @@ def _run_baseline(cfg: SeqRecConfig, data: SeqRecData, vectors, seed: int | None
             users, items = popularity_vectors(data.item_counts, len(examples))
         elif cfg.model == "knn":
             users, items = last_item_knn_vectors(vectors, examples.histories, examples.lengths)
-        else:
+        elif cfg.model == "random":
             users, items = random_vectors(len(examples), data.num_items, seed + (split == "test"))
         exclude = examples.seen if cfg.train.exclude_history or cfg.model == "knn" else None
-        ranks = full_ranking_ranks(users, items, examples.targets, exclude, cfg.train.memory_budget)
+        if cfg.model == "last":
+            ranks = repeat_last_ranks(examples, data.num_items, cfg.train.exclude_history)
+        else:
+            ranks = full_ranking_ranks(users, items, examples.targets, exclude, cfg.train.memory_budget)
         out[split] = metrics_from_ranks(ranks, cfg.train.ks)
+    out["test_groups"] = _groups(ranks, data, cfg.train.ks)
     return out
+
+
+def _groups(ranks, data: SeqRecData, ks) -> dict:
+    """The test metrics per target group (popularity, repeat/new, warm/cold): llm2rec.seqrec.groups."""
+    return group_metrics(ranks, target_groups(data.item_counts, data.test, data.cold_items), ks)
 
 
 def _seed_dir_name(seed: int | None) -> str:

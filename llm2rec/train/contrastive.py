@@ -267,7 +267,7 @@ def training_examples(dataset, config) -> tuple[list[tuple[int, str, int, str]],
     """Two views of every distinct title, plus collaborative pairs when ``config.pair_gap`` > 0."""
     from llm2rec.train.pairs import collaborative_pairs, pair_examples
 
-    titles = unique_titles(dataset.titles)
+    titles = unique_titles(dataset.training_titles)  # cold items' titles only with cold_titles_known
     examples = [(i, t, i, t) for i, t in enumerate(titles)]
     record = {"titles": len(titles)}
     if config.pair_gap > 0:

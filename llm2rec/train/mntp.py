@@ -222,7 +222,7 @@ def _build(inputs: StageInputs) -> StageParts:
 
     config = inputs.config
     train_titles, eval_titles = split_titles(
-        unique_titles(inputs.dataset.titles), config.eval_fraction, config.seed
+        unique_titles(inputs.dataset.training_titles), config.eval_fraction, config.seed
     )
     if config.max_eval_titles is not None:
         eval_titles = eval_titles[: config.max_eval_titles]

@@ -240,3 +240,35 @@ def test_default_base_url_is_the_public_server(tmp_path, monkeypatch):
     assert seen[0] == (
         "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/review_categories/Video_Games.jsonl.gz"
     )
+
+
+def test_the_command_downloads_several_categories_in_one_call(tmp_path):
+    from typer.testing import CliRunner
+
+    from llm2rec.cli import app
+
+    files = {rel: f"{rel}\n".encode() for c in (CATEGORY, "Baby_Products") for rel in remote_paths(c, "raw")}
+    srv = FixtureServer(files)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        args = [
+            "data",
+            "download",
+            CATEGORY,
+            "Baby_Products",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            srv.base_url,
+        ]
+        done = CliRunner().invoke(app, args)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "All_Beauty.jsonl.gz", "Baby_Products.jsonl.gz", "meta_All_Beauty.jsonl.gz", "meta_Baby_Products.jsonl.gz"]  # fmt: skip
+    # A misspelt name is refused before any file is fetched.
+    bad = CliRunner().invoke(app, ["data", "download", CATEGORY, "Babyy", "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and not (tmp_path / "x").exists()

@@ -124,3 +124,20 @@ def test_a_diverged_model_gets_no_credit():
     scores = torch.tensor([[float("nan"), 0.5, 0.1], [0.2, float("nan"), 0.1], [float("inf"), 0.0, 0.0]])
     ranks = ranks_from_scores(scores, torch.tensor([0, 0, 0]))
     assert ranks.tolist() == [[2, 0], [0, 0], [2, 0]]  # NaN / inf targets last; NaN competitors lowest
+
+
+def test_ranks_are_exact_under_bfloat16_autocast_and_for_half_inputs():
+    """A training stage's knn probe ranks under the loop's bf16 autocast: the product and the counts must
+    still be float32 (in bfloat16 the row sums over 1,000 items were off by several, giving negative
+    'ties' and recalls outside [0, 1])."""
+    gen = torch.Generator().manual_seed(0)
+    users, items = torch.randn(64, 16, generator=gen), torch.randn(1000, 16, generator=gen)
+    targets = torch.randint(1, 1001, (64,), generator=gen)
+    exact = full_ranking_ranks(users, items, targets)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = full_ranking_ranks(users, items, targets)
+    assert torch.equal(under_autocast, exact)
+    half = full_ranking_ranks(users.bfloat16(), items.bfloat16(), targets)
+    assert (half[:, 0] + half[:, 1] <= 999).all() and (half >= 0).all()
+    metrics = metrics_from_ranks(half, (10,))
+    assert 0.0 <= metrics["recall@10"] <= 1.0
