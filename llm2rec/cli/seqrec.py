@@ -140,3 +140,6 @@ def _evaluate_only(results_dir: Path, dataset: Path | None) -> None:
             if k in now
         )
         typer.echo(f"{name}: {cells}")
+        groups = ", ".join(f"{g} {m['recall@10']:.4f} ({m['rows']})" for g, m in scores["test_groups"].items()
+                           if "recall@10" in m)  # fmt: skip
+        typer.echo(f"{name}: test R@10 by target group (rows): {groups}")

@@ -59,20 +59,22 @@ def load_models(results_dir: str | Path, dataset_dir: str | Path | None = None, 
 
 
 def evaluate_saved(results_dir: str | Path, dataset_dir: str | Path | None = None) -> dict:
-    """Re-score every saved model of a results dir on the valid and test splits: ``{seed dir: {valid, test}}``."""
-    from llm2rec.seqrec.trainer import evaluate
+    """Re-score every saved model of a results dir on the valid and test splits: ``{seed dir: {valid, test,
+    test_groups}}`` (the test metrics per target group too, :mod:`llm2rec.seqrec.groups`)."""
+    from llm2rec.seqrec.groups import group_metrics, target_groups
+    from llm2rec.seqrec.metrics import metrics_from_ranks
+    from llm2rec.seqrec.trainer import rank_targets
 
     cfg, data, models = load_models(results_dir, dataset_dir)
     t = cfg.train
-    return {
-        name: {
-            split: evaluate(
-                model, getattr(data, split), t.ks, t.exclude_history, t.eval_batch_size, t.memory_budget
-            )
-            for split in ("valid", "test")
-        }
-        for name, model in models.items()
-    }
+    groups = target_groups(data.item_counts, data.test, data.cold_items)
+    out = {}
+    for name, model in models.items():
+        ranks = {split: rank_targets(model, getattr(data, split), t.exclude_history, t.eval_batch_size,
+                                     t.memory_budget) for split in ("valid", "test")}  # fmt: skip
+        out[name] = {split: metrics_from_ranks(r, t.ks) for split, r in ranks.items()}
+        out[name]["test_groups"] = group_metrics(ranks["test"], groups, t.ks)
+    return out
 
 
 def _read_record(results_dir: Path) -> dict:
