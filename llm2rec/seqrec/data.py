@@ -261,6 +261,13 @@ def _chunked_rows(train_sequences: list[np.ndarray], max_history: int) -> TrainR
     )
 
 
+def split_examples(dataset, split: str) -> Examples:
+    """One split's examples (valid or test, with the user's seen items) and nothing else: what a stage's
+    probe reads from a dataset that may have no test split (a multi-dataset run's training union)."""
+    seen = _seen_items(dataset.sequences, include_valid=split == "test")
+    return _split_examples(dataset.split(split), dataset.max_history, seen)
+
+
 def _split_examples(table: pd.DataFrame, max_history: int, seen_by_user: dict) -> Examples:
     histories = [np.asarray(h, dtype=np.int64)[-max_history:] for h in table["history"]]
     lengths = np.array([len(h) for h in histories], dtype=np.int64)

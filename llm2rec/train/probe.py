@@ -22,10 +22,10 @@ class ValidKnnProbe:
 
     def __init__(self, dataset, tokenizer, max_length: int, batch_size: int = 64):
         from llm2rec.embed.extract import render_item_texts
-        from llm2rec.seqrec.data import SeqRecData
+        from llm2rec.seqrec.data import split_examples
 
         self.texts = render_item_texts(dataset.items)
-        self.valid = SeqRecData.from_dataset(dataset).valid
+        self.valid = split_examples(dataset, "valid")  # the valid split only: a training union has no test
         self.tokenizer = copy.copy(tokenizer)
         self.tokenizer.padding_side = "left"  # as the extraction pads
         self.max_length, self.batch_size = max_length, batch_size

@@ -116,3 +116,15 @@ def test_user_sample_is_seeded_and_counted(tmp_path):
         "users_before": 300,
         "users_dropped": 180,
     }
+
+
+def test_the_stage_probe_reads_a_union_without_a_test_split(tmp_path, two):
+    """MNTP and the contrastive stage choose checkpoints by a knn probe on valid; the union has no test
+    split (the first multi-dataset run stopped at MNTP with 'the test split has no examples')."""
+    from llm2rec.llm.tiny import make_tiny_tokenizer
+    from llm2rec.train.probe import ValidKnnProbe
+
+    a, b = two
+    union = build_training_union({"a": a, "b": b}, [a, b], tmp_path / "u")
+    probe = ValidKnnProbe(union, make_tiny_tokenizer(), max_length=16)
+    assert len(probe.valid) == len(union.split("valid")) == 2
