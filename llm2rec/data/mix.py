@@ -70,9 +70,10 @@ def build_training_union(
     prepared, per_source = _union(parts, histories.pop())
     if weights is not None:
         prepared.csft = _reweighted(prepared, parts, weights, seed)
+    source = _source_of_rows(prepared)
     for name, part in parts.items():
         per_source[name].update(
-            held_out_events_removed=part.removed, csft_pairs_used=_pairs_of(prepared, name)
+            held_out_events_removed=part.removed, csft_pairs_used=int((source == name).sum())
         )
     fields = {
         "source": {
@@ -172,10 +173,6 @@ def _source_of_rows(prepared: Prepared) -> np.ndarray:
     """The training dataset of each CSFT row (from its user's ``<dataset>:`` key)."""
     source = prepared.sequences["user_key"].str.split(":", n=1).str[0].to_numpy()
     return source[prepared.csft.column("user").to_numpy()]
-
-
-def _pairs_of(prepared: Prepared, name: str) -> int:
-    return int((_source_of_rows(prepared) == name).sum())
 
 
 def _reweighted(prepared: Prepared, parts: dict, weights: Mapping[str, float], seed: int):

@@ -38,7 +38,7 @@ class Stage:
     # Under torchrun / accelerate launch: run by every process (training, embedding), else by the main one.
     every_process: bool = False
     # What the stages downstream hash instead of the fingerprint, when set: the content of the output
-    # (the training union: an added evaluation dataset that removes no event re-trains nothing).
+    # (dataset stages: their tables, so a change that leaves the tables as they were re-trains nothing).
     content: str = ""
 
     @property
@@ -56,15 +56,16 @@ def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
     LLM training stages. A multi-dataset run embeds and evaluates every encoder on every evaluation
     dataset (stage names end in ``@<dataset>``)."""
     stages: dict[str, Stage] = {}
+    state = _read_json(layout.state)
 
     def add(stage: Stage) -> None:
         upstream = [stages[d].handed_on for d in stage.deps]
         stage.fingerprint = fingerprint({"name": stage.name, "settings": stage.settings, "deps": upstream})
         if stage.kind == DATASET:
-            stage.content = _built_content(stage, layout)
+            stage.content = _built_content(stage, state.get(stage.name, {}))
         stages[stage.name] = stage
 
-    evaluated = _add_datasets(cfg, layout, add, stages)
+    evaluated = _add_datasets(cfg, layout, add)
     encoders = sorted(cfg["encoders"], key=_depth)
     for enc in encoders:
         trained_by = encoder_spec(enc).trained_by
@@ -82,7 +83,7 @@ def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
     return stages
 
 
-def _add_datasets(cfg: dict, layout: RunLayout, add: Callable, stages: dict) -> list[str | None]:
+def _add_datasets(cfg: dict, layout: RunLayout, add: Callable) -> list[str | None]:
     """The dataset stages; returns the evaluated datasets (``[None]``: the run's one dataset).
 
     A multi-dataset run prepares each dataset (``dataset:<name>``), then builds the LLM stages' training
@@ -117,18 +118,21 @@ def _add_datasets(cfg: dict, layout: RunLayout, add: Callable, stages: dict) -> 
     return list(mix["evaluate"])
 
 
-def _built_content(stage: Stage, layout: RunLayout) -> str:
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _built_content(stage: Stage, record: dict) -> str:
     """What a finished dataset stage hands on: the hash of its tables' checksums ('' while it is not built
     as planned, or when its manifest records none). So a new setting whose default leaves the tables as
     they were, or an evaluation dataset that removes nothing from a training union, re-runs only the
-    cheap dataset stage, not the training stages downstream."""
-    try:
-        record = json.loads(layout.state.read_text(encoding="utf-8")).get(stage.name, {})
-        manifest = json.loads((stage.output / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
+    cheap dataset stage, not the training stages downstream. ``record``: the stage's pipeline.json entry."""
     if record.get("fingerprint") != stage.fingerprint or record.get("status") != "done":
         return ""
+    manifest = _read_json(stage.output / "manifest.json")
     tables = manifest.get("tables")
     return fingerprint({"tables": tables}) if tables else ""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llm2rec.config import is_multi
 from llm2rec.embed.registry import encoder_spec
 from llm2rec.io import atomic_write_json
 
@@ -39,7 +40,7 @@ def collect_results(pipe) -> dict:
         "entries": entries,
         "stage_wall_seconds": {k: v.get("wall_seconds") for k, v in state.items()},
     }
-    if pipe.cfg.get("datasets"):  # a multi-dataset run
+    if is_multi(pipe.cfg):
         mix = pipe.cfg["mix"]
         results["training_datasets"] = mix["train"]
         results["datasets"] = {

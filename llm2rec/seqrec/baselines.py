@@ -37,13 +37,18 @@ def random_vectors(
     return users, items
 
 
+def centred_unit_vectors(vectors) -> torch.Tensor:
+    """(N+1, d) item vectors less the mean item vector (row 0, the padding item, not counted), L2-normalised."""
+    table = torch.as_tensor(vectors, dtype=torch.float32)
+    centre = table[1:].mean(dim=0, keepdim=True)
+    return torch.nn.functional.normalize(table - centre, dim=1)
+
+
 def last_item_knn_vectors(vectors: np.ndarray, histories: torch.Tensor, lengths: torch.Tensor):
     """Users = the centred, L2-normalised vector of their last history item; items = all such vectors.
 
     Centred (the mean item vector subtracted first): raw LLM vectors share one large common direction
     (mean cosine between two items 0.86 on the demo), which an uncentred cosine mostly measures."""
-    table = torch.as_tensor(vectors, dtype=torch.float32)
-    centre = table[1:].mean(dim=0, keepdim=True)  # row 0 is the padding item
-    unit = torch.nn.functional.normalize(table - centre, dim=1)
+    unit = centred_unit_vectors(vectors)
     last = histories[torch.arange(histories.shape[0]), (lengths - 1).clamp(min=0)]
     return unit[last], unit[1:]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import torch
 from pydantic import BaseModel, Field
 
 from llm2rec.errors import USER_ERRORS
@@ -42,6 +42,7 @@ class RunService:
         if not self.encoders:
             raise FileNotFoundError(f"{run_dir} has no saved {recommender} model to serve")
         self._loaded: dict = {}
+        self._units: dict = {}
         first = self.get(self.encoders[0])
         self.data = first.dataset
 
@@ -68,21 +69,32 @@ class RunService:
         return rows
 
     def neighbours(self, item: int, k: int) -> dict:
+        """Per text encoder, the ``k`` items nearest ``item`` by centred cosine (as the knn baseline)."""
         out = {}
         for enc in self.encoders:
-            rec = self.get(enc)
-            vectors = rec.model.item_encoder.vectors if rec.cfg.item_repr != "id" else None
-            if vectors is None:
+            unit = self._unit(enc)
+            if unit is None:
                 continue
-            table = vectors.detach().cpu().numpy()[1 : self.data.num_items + 1]
-            unit = table - table.mean(axis=0)
-            unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-            scores = unit @ unit[item - 1]
-            scores[item - 1] = -np.inf
-            top = np.argsort(-scores)[:k]
-            out[enc] = [{"item_id": int(i) + 1, "title": self.data.titles[int(i) + 1], "score": float(scores[i])}
-                        for i in top]  # fmt: skip
+            scores = unit @ unit[item]
+            scores[[0, item]] = float("-inf")
+            top = torch.topk(scores, min(k, self.data.num_items - 1))
+            out[enc] = [{"item_id": int(i), "title": self.data.titles[int(i)], "score": float(v)}
+                        for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
         return out
+
+    def _unit(self, encoder: str):
+        """The catalogue's centred unit vectors of ``encoder`` (None for ID-only), computed once."""
+        if encoder not in self._units:
+            from llm2rec.seqrec.baselines import centred_unit_vectors
+
+            rec = self.get(encoder)
+            vectors = (
+                rec.model.item_encoder.vectors[: self.data.num_items + 1]
+                if rec.cfg.item_repr != "id"
+                else None
+            )
+            self._units[encoder] = None if vectors is None else centred_unit_vectors(vectors.detach().cpu())
+        return self._units[encoder]
 
 
 def create_app(service: RunService):

@@ -49,7 +49,7 @@ class Recommender:
             json.loads(metadata_path(self.embeddings).read_text(encoding="utf-8")) if embeddings else None
         )
         self.titles: list[str] = list(dataset.titles)
-        self.keys: list[str] = [""] + [""] * dataset.num_items
+        self.keys: list[str] = [""] * (dataset.num_items + 1)
         for item_id, key in zip(dataset.items["item_id"], dataset.items["key"], strict=True):
             self.keys[int(item_id)] = str(key)
         self._by_key = {k: i for i, k in enumerate(self.keys) if k}
