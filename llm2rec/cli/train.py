@@ -115,6 +115,7 @@ def _report_csft(out_dir: Path) -> None:
 def _report(out_dir: Path, what: str) -> None:
     from llm2rec.distributed import is_main_process
     from llm2rec.train.outputs import read_metrics
+    from llm2rec.train.probe import SELECTION_METRIC
 
     if not is_main_process():  # one report under torchrun
         return
@@ -126,13 +127,27 @@ def _report(out_dir: Path, what: str) -> None:
         typer.echo(
             f"train loss {first['loss']:.4f} (step {first['step']}) → {last['loss']:.4f} (step {last['step']})"
         )
-    if evals:
-        first, best = evals[0], min(evals, key=lambda e: e["loss"])
+    _report_evals(
+        [e for e in evals if "loss" in e], [e for e in evals if SELECTION_METRIC in e], SELECTION_METRIC
+    )
+    typer.echo(f"{what} written to {out_dir}")
+
+
+def _report_evals(losses: list[dict], probes: list[dict], probe_metric: str) -> None:
+    """The stage's own held-out loss (MNTP) and the valid knn probe that chose its checkpoint, when it has
+    them: a contrastive stage has no held-out loss, only the probe."""
+    if losses:
+        first, best = losses[0], min(losses, key=lambda e: e["loss"])
         typer.echo(
             f"held-out loss {first['loss']:.4f} (step {first['step']}) → {best['loss']:.4f} (step {best['step']}), "
             f"masked-token accuracy {first.get('accuracy', float('nan')):.3f} → {best.get('accuracy', float('nan')):.3f}"
         )
-    typer.echo(f"{what} written to {out_dir}")
+    if probes:
+        first, best = probes[0], max(probes, key=lambda e: e[probe_metric])
+        typer.echo(
+            f"valid knn Recall@20 {first[probe_metric]:.4f} (step {first['step']}) → "
+            f"best {best[probe_metric]:.4f} (step {best['step']})"
+        )
 
 
 def register(app: typer.Typer) -> None:

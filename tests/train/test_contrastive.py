@@ -193,3 +193,31 @@ def test_cli_contract(tmp_path):
     assert stage["config"]["temperature"] == 0.1 and stage["config"]["max_steps"] == 2
     bad = CliRunner().invoke(app, [*args, "--max-steps", "2", "--set", "colour=1"])
     assert bad.exit_code != 0 and "colour" in str(bad.exception)
+
+
+def test_cli_reports_the_valid_knn_probe_of_a_stage_without_a_held_out_loss(tmp_path):
+    # The contrastive stage chooses its checkpoint on the valid knn probe and has no held-out loss of its
+    # own: the command's summary once raised KeyError('loss') after a finished run.
+    from typer.testing import CliRunner
+
+    from llm2rec.cli import app
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+    from tests.seqrec.conftest import cyclic_sequences, write_loo_dataset
+
+    tokenizer = make_tiny_tokenizer()
+    model_dir = save_pretrained_atomic(make_tiny_model("llama", tokenizer), tokenizer, tmp_path / "m")
+    data = write_loo_dataset(tmp_path / "ds", cyclic_sequences(40, 20, 5), num_items=20, max_history=5)
+    args = [
+        "contrastive",
+        "--model",
+        str(model_dir),
+        "--dataset",
+        str(data.root),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    settings = ["--batch-size", "8", "--micro-batch", "8", "--set", "eval_every=1", "--set", "progress=false"]
+    done = CliRunner().invoke(app, [*args, "--max-steps", "2", "--preset", "cpu", *settings])
+    assert done.exit_code == 0, done.output
+    assert "valid knn Recall@20" in done.output and "held-out loss" not in done.output
