@@ -1,0 +1,66 @@
+"""benchmarks/budget_curve.py: each scale's settings are the cpu presets with steps and horizon scaled
+together, valid run-config overrides, and the figure's points come from the LLM2Rec row of results.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from llm2rec.config import load_config
+from llm2rec.train import contrastive, csft, mntp
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = {"csft": csft, "mntp": mntp, "contrastive": contrastive}
+
+
+@pytest.fixture(scope="module")
+def budget():
+    spec = importlib.util.spec_from_file_location("budget_curve", REPO / "benchmarks" / "budget_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_one_is_the_cpu_presets_and_other_scales_keep_the_schedule_shape(budget):
+    for name, settings in budget.scaled_settings(1.0).items():
+        preset = MODULES[name].build_config("cpu")
+        assert all(getattr(preset, key) == value for key, value in settings.items())
+    quarter = budget.scaled_settings(0.25)
+    assert quarter["csft"]["max_steps"] == 60 and quarter["csft"]["schedule_steps"] == 120
+    assert quarter["mntp"]["max_steps"] == 25 and quarter["mntp"]["schedule_steps"] == 50
+    assert quarter["contrastive"]["schedule_epochs"] == pytest.approx(1.25)
+    double = budget.scaled_settings(2.0)
+    assert double["contrastive"]["max_steps"] == 150 and double["csft"]["warmup_steps"] == 24
+
+
+def test_the_run_command_is_a_valid_run_config_for_every_stage(budget, tmp_path):
+    command = budget.run_command(REPO / "configs" / "cpu-small.yaml", tmp_path / "run", 0.5, 7)
+    sets = [command[i + 1] for i, arg in enumerate(command) if arg == "--set"]
+    cfg = load_config(REPO / "configs" / "cpu-small.yaml", sets)
+    assert cfg["encoders"] == ["llm2rec"] and cfg["seqrec"]["seeds"] == [7]
+    for name, module in MODULES.items():
+        config = module.build_config("cpu", **cfg[name])  # unknown or inconsistent keys raise here
+        assert config.max_steps == budget.scaled_settings(0.5)[name]["max_steps"]
+
+
+def test_points_read_the_llm2rec_row_and_the_llm_stage_time(budget, tmp_path):
+    def entry(encoder, recommender, recall):
+        return {"encoder": encoder, "recommender": recommender,
+                "metrics": {"recall@10": {"mean": recall}, "ndcg@10": {"mean": recall / 2}}}  # fmt: skip
+
+    results = {
+        "entries": [
+            entry("id", "sasrec", 0.9),
+            entry("llm2rec", "sasrec", 0.2),
+            entry("llm2rec", "knn", 0.1),
+        ],
+        "stage_wall_seconds": {"csft": 10.0, "mntp": 5.0, "contrastive": 2.5, "embed:llm2rec": 99.0},
+    }
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    row = budget.point(tmp_path, 0.5)
+    assert row["sasrec_recall@10"] == 0.2 and row["knn_ndcg@10"] == 0.05 and row["llm_stage_seconds"] == 17.5
+    budget.plot([row, {**row, "scale": 1.0}], tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0
