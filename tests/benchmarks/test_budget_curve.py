@@ -33,7 +33,7 @@ def test_scale_one_is_the_cpu_presets_and_other_scales_keep_the_schedule_shape(b
     assert quarter["mntp"]["max_steps"] == 25 and quarter["mntp"]["schedule_steps"] == 50
     assert quarter["contrastive"]["schedule_epochs"] == pytest.approx(1.25)
     double = budget.scaled_settings(2.0)
-    assert double["contrastive"]["max_steps"] == 150 and double["csft"]["warmup_steps"] == 24
+    assert double["contrastive"]["max_steps"] == 50 and double["csft"]["warmup_steps"] == 24
 
 
 def test_the_run_command_is_a_valid_run_config_for_every_stage(budget, tmp_path):
