@@ -204,9 +204,9 @@ PRESETS: dict[str, dict] = {
     # Recall@20 of the stage's vectors, docs/results.md): lr 1e-4, half the official 2e-4 (Scientific
     # 0.1515 against 0.1433 at step 25, demo 0.2549 against 0.2461), and one pass, because a second pass
     # over the same titles lowered it in every run measured (Scientific, lr 2e-4: 0.1433 -> 0.0994 at step
-    # 50, 0.1038 at 75; lr 1e-4: 0.1515 -> 0.1158 at 50). Titles are cut at 64 tokens (Scientific's 99th percentile is 66;
-    # 20 of 1,567 are longer): two views of 64 titles at 96 tokens peak at 18 GB in bf16. The kept
-    # checkpoint is the one whose vectors do best on the valid split (knn Recall@20).
+    # 50, 0.1038 at 75; lr 1e-4: 0.1515 -> 0.1158 at 50). Titles are cut at 64 tokens (Scientific's 99th
+    # percentile is 66; 20 of 1,567 are longer): two views of 64 titles at 96 tokens peak at 18 GB in bf16.
+    # The kept checkpoint is the one whose vectors do best on the valid split (knn Recall@20).
     "cpu": dict(
         max_steps=25,
         schedule_epochs=5,
