@@ -10,12 +10,19 @@ not the schedule). Only the LLM2Rec row is trained and evaluated (SASRec, one se
 Checkpoints are chosen on the valid split as in any run; the test numbers are read once per scale, for
 the figure. ``--reuse 1=DIR`` takes an existing run of the same config for a scale (e.g. the full
 comparison's run dir for scale 1). Output: a JSON (benchmarks/results/budget_curve.json) and a PNG.
+
+The four scales together cost about 3.75 times the presets' LLM stages (over four hours on a 2-core CPU),
+more than one working session, so the curve can be built a few scales at a time: the points the JSON
+already holds for the same config and seed are kept when their settings are still today's presets at
+that scale (a point made with other presets is dropped, and said), and a scale run again replaces its
+point.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,9 +62,10 @@ def run_command(config: Path, out_dir: Path, scale: float, seed: int) -> list[st
 
 
 def point(run_dir: Path, scale: float) -> dict:
-    """The LLM2Rec row's test Recall@10 / NDCG@10 (SASRec, knn) and the LLM stages' wall time of a run."""
+    """The LLM2Rec row's test Recall@10 / NDCG@10 (SASRec, knn) and the LLM stages' wall time of a run,
+    with the scaled settings it was made with (so a later call can tell whether the point is stale)."""
     results = json.loads((run_dir / "results.json").read_text())
-    row = {"scale": scale, "run": str(run_dir)}
+    row = {"scale": scale, "run": run_dir.name, "settings": scaled_settings(scale)}
     for entry in results["entries"]:
         if entry["encoder"] == "llm2rec" and entry["recommender"] in ("sasrec", "knn"):
             for metric in ("recall@10", "ndcg@10"):
@@ -65,6 +73,38 @@ def point(run_dir: Path, scale: float) -> dict:
     walls = results.get("stage_wall_seconds", {})
     row["llm_stage_seconds"] = sum(walls.get(stage) or 0.0 for stage in STAGES)
     return row
+
+
+def kept_points(path: Path, config: str, seed: int, rerun: set[float]) -> list[dict]:
+    """The points an earlier call saved for this config and seed that are still valid: not a scale run
+    again now, and made with today's presets at their scale."""
+    if not path.exists():
+        return []
+    saved = json.loads(path.read_text())
+    if saved.get("config") != config or saved.get("seed") != seed:
+        return []
+    kept = []
+    for old in saved.get("points", []):
+        if old["scale"] in rerun:
+            continue
+        if old.get("settings") != scaled_settings(old["scale"]):
+            print(f"dropping the saved {old['scale']:g}x point: made with other presets than today's")
+            continue
+        kept.append(old)
+    return kept
+
+
+def config_label(config: Path) -> str:
+    """The config as the JSON names it: relative to the repository when inside it (no machine path)."""
+    resolved = Path(os.path.abspath(config))  # not resolve(): configs/ may be a link into the package
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else config.name
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a JSON
 
 
 def plot(points: list[dict], path: Path) -> None:
@@ -104,17 +144,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--png", type=Path, default=REPO / "docs" / "images" / "budget_curve.png")
     args = parser.parse_args(argv)
     reused = {float(k): Path(v) for k, v in (item.split("=", 1) for item in args.reuse)}
-    points = []
+    config = config_label(args.config)
+    points = kept_points(args.json, config, args.seed, set(args.scales))
     for scale in args.scales:
         run_dir = reused.get(scale, args.out_root / f"scale-{scale:g}")
         if scale not in reused and not args.plot_only:
             subprocess.run(run_command(args.config, run_dir, scale, args.seed), check=True)
         points.append(point(run_dir, scale))
         print(json.dumps(points[-1]))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps({"config": str(args.config), "seed": args.seed, "points": points}, indent=2)
-    )
+    points.sort(key=lambda p: p["scale"])
+    write_json(args.json, {"config": config, "seed": args.seed, "points": points})
     plot(points, args.png)
     return points
 

@@ -64,3 +64,34 @@ def test_points_read_the_llm2rec_row_and_the_llm_stage_time(budget, tmp_path):
     assert row["sasrec_recall@10"] == 0.2 and row["knn_ndcg@10"] == 0.05 and row["llm_stage_seconds"] == 17.5
     budget.plot([row, {**row, "scale": 1.0}], tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_saved_points_are_kept_across_calls_unless_stale_or_run_again(budget, tmp_path):
+    def saved(scale, settings=None):
+        return {
+            "scale": scale,
+            "sasrec_recall@10": scale / 10,
+            "settings": settings or budget.scaled_settings(scale),
+        }
+
+    stale = budget.scaled_settings(0.5)
+    stale["contrastive"] = {**stale["contrastive"], "max_steps": 999}  # made with another preset
+    path = tmp_path / "curve.json"
+    budget.write_json(
+        path,
+        {
+            "config": "configs/cpu-small.yaml",
+            "seed": 2024,
+            "points": [saved(0.25), saved(0.5, stale), saved(1.0)],
+        },
+    )
+    kept = budget.kept_points(path, "configs/cpu-small.yaml", 2024, rerun={1.0})
+    assert [p["scale"] for p in kept] == [0.25]  # 0.5 is stale, 1.0 is being run again
+    assert budget.kept_points(path, "configs/cpu-small.yaml", 7, rerun=set()) == []  # another seed
+    assert budget.kept_points(path, "configs/other.yaml", 2024, rerun=set()) == []
+    assert budget.kept_points(tmp_path / "missing.json", "configs/cpu-small.yaml", 2024, set()) == []
+
+
+def test_the_json_names_the_config_without_a_machine_path(budget, tmp_path):
+    assert budget.config_label(REPO / "configs" / "cpu-small.yaml") == "configs/cpu-small.yaml"
+    assert budget.config_label(tmp_path / "mine.yaml") == "mine.yaml"
