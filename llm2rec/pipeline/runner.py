@@ -131,6 +131,7 @@ class Pipeline:
             if procs.main or stage.every_process:
                 stage.action(self, stage, resume)
             if stage.kind != SEQREC:  # (the others have left before the recommenders)
+                release_memory()
                 procs.wait()
             self._finish(stage, state, time.perf_counter() - t0, save=procs.main)
             # Record jobs that finished meanwhile, so an interruption does not re-run them.
@@ -209,6 +210,25 @@ def _remove(path: Path) -> None:
     shutil.rmtree(work_dir_for(path), ignore_errors=True)
     if path.suffix == ".npy":
         metadata_path(path).unlink(missing_ok=True)
+
+
+def release_memory() -> None:
+    """Hand a finished stage's memory back before the next one starts. Its model, optimizer and
+    activations are garbage once the stage returns, but reference cycles keep them until a collection,
+    and glibc keeps freed heap pages in the process unless asked: one process that trained CSFT, MNTP and
+    the contrastive stage grew to the machine's 24 GB and was killed (docs/results.md, issue 13)."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # only a process that loaded torch has a CUDA cache to empty
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to trim
+        pass
 
 
 def _process_pool(workers: int):
