@@ -100,13 +100,6 @@ def config_label(config: Path) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else config.name
 
 
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves half a JSON
-
-
 def plot(points: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -153,7 +146,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         points.append(point(run_dir, scale))
         print(json.dumps(points[-1]))
     points.sort(key=lambda p: p["scale"])
-    write_json(args.json, {"config": config, "seed": args.seed, "points": points})
+    from llm2rec.io import atomic_write_json
+
+    atomic_write_json(args.json, {"config": config, "seed": args.seed, "points": points})
     plot(points, args.png)
     return points
 

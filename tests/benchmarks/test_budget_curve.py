@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from llm2rec.config import load_config
+from llm2rec.io import atomic_write_json
 from llm2rec.train import contrastive, csft, mntp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +78,7 @@ def test_saved_points_are_kept_across_calls_unless_stale_or_run_again(budget, tm
     stale = budget.scaled_settings(0.5)
     stale["contrastive"] = {**stale["contrastive"], "max_steps": 999}  # made with another preset
     path = tmp_path / "curve.json"
-    budget.write_json(
+    atomic_write_json(
         path,
         {
             "config": "configs/cpu-small.yaml",
