@@ -37,6 +37,10 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     started = time.perf_counter()
+    # RecBole writes ./log and ./log_tensorboard under the working directory: keep them out of the
+    # caller's tree by running from a scratch directory (paths made absolute first).
+    args.data_path, args.out = os.path.abspath(args.data_path), os.path.abspath(args.out)
+    os.chdir(tempfile.mkdtemp(prefix="recbole-run-"))
 
     import torch
 
