@@ -44,8 +44,9 @@ def scaled_settings(scale: float) -> dict[str, dict]:
             for key in SCALED_STEPS
             if getattr(preset, key, None)  # unset (None) or 0: left as the preset has it
         }
-        if preset.schedule_epochs is not None:
-            settings["schedule_epochs"] = preset.schedule_epochs * scale
+        for key in ("schedule_epochs", "max_epochs"):  # passes, not steps: scaled as floats
+            if getattr(preset, key) is not None:
+                settings[key] = getattr(preset, key) * scale
         out[name] = settings
     return out
 

@@ -38,6 +38,11 @@ class LoopConfig:
     # official MNTP/contrastive: planned over 3/5 epochs, stopped at 1k steps) ends above 0. At most one.
     schedule_steps: int | None = None
     schedule_epochs: float | None = None  # passes over the training set, converted with batch_size
+    # Passes over the training set the run lasts: when given, it replaces max_steps with
+    # ceil(max_epochs × steps per epoch) once the training set is known (an epoch is examples // batch_size
+    # steps, as the sampler deals them), so "one pass" follows the data (another catalogue, a cold split,
+    # a mix) instead of being counted by hand per dataset.
+    max_epochs: float | None = None
     max_grad_norm: float | None = 1.0
     eval_every: int | None = None
     eval_at_start: bool = True  # the paper evaluates once before training; gives the "before" number
@@ -76,7 +81,17 @@ class LoopConfig:
             )
         if self.schedule_epochs is not None and self.schedule_epochs <= 0:
             raise ConfigError(f"schedule_epochs must be > 0, got {self.schedule_epochs}")
+        if self.max_epochs is not None and self.max_epochs <= 0:
+            raise ConfigError(f"max_epochs must be > 0, got {self.max_epochs}")
         self.adam_betas = tuple(self.adam_betas)
+
+    def for_examples(self, num_examples: int):
+        """This config for a training set of ``num_examples``: ``max_epochs`` turned into ``max_steps``
+        (at least one step); unchanged when ``max_epochs`` is not set."""
+        if self.max_epochs is None:
+            return self
+        steps = max(1, math.ceil(self.max_epochs * (num_examples // self.batch_size)))
+        return dataclasses.replace(self, max_steps=steps, max_epochs=None)
 
     def schedule_horizon(self, num_examples: int) -> int:
         """The step at which the linear decay reaches 0 (never before ``max_steps``)."""
@@ -138,6 +153,16 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
     return validated(cls, values, where=cls.__name__)
 
 
+# Settings added after run directories existed, left out of a stage's identity while at this default, so
+# that a finished stage whose settings did not change is not trained again after an upgrade.
+ADDED_LATER = {"max_epochs": None}
+
+
 def identity(config) -> dict:
-    """The settings that decide what a stage produces: every field but the cosmetic ones."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in COSMETIC}
+    """The settings that decide what a stage produces: every field but the cosmetic ones (and the later
+    additions still at their defaults)."""
+    return {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if k not in COSMETIC and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }

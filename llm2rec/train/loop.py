@@ -107,6 +107,7 @@ def train_loop(
     from llm2rec.llm.backbone import save_pretrained_atomic
 
     out_dir = Path(out_dir)
+    config = config.for_examples(len(train_dataset))  # max_epochs → max_steps, now that the size is known
     save_fn = save_fn or save_pretrained_atomic
     eval_fn = eval_fn or mean_loss_eval(loss_fn)
     done = out_dir / DONE_FILE

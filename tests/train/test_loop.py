@@ -190,6 +190,30 @@ def test_schedule_horizon_is_checked():
     assert config(max_steps=6, schedule_epochs=0.1).schedule_horizon(40) == 6  # never before max_steps
 
 
+def test_max_epochs_sets_the_steps_from_the_training_set(tmp_path, tokenizer, lm_data):
+    """40 examples, batch 8: 1.5 passes are ceil(7.5) = 8 steps, whatever max_steps says; the schedule
+    planned over 2 passes (10 steps) ends that run at 2/10 of the peak."""
+    lrs = _train_lrs(tmp_path, tokenizer, lm_data, max_steps=3, max_epochs=1.5, schedule_epochs=2.0)
+    assert len(lrs) == 8
+    assert lrs[-1] == pytest.approx(1e-2 * 2 / 10)
+
+
+def test_max_epochs_is_checked_and_resolved():
+    with pytest.raises(ConfigError, match="max_epochs must be > 0"):
+        config(max_epochs=0)
+    resolved = config(max_steps=100, max_epochs=0.1).for_examples(40)
+    assert (resolved.max_steps, resolved.max_epochs) == (1, None)  # at least one step
+    assert config(max_steps=7).for_examples(40).max_steps == 7  # no max_epochs: max_steps as given
+
+
+def test_a_later_setting_at_its_default_leaves_the_identity_unchanged():
+    """Adding max_epochs must not re-run every finished stage of an existing run directory."""
+    from llm2rec.train.config import identity
+
+    assert "max_epochs" not in identity(config())
+    assert identity(config(max_epochs=2.0))["max_epochs"] == 2.0
+
+
 def test_eval_fn_selection_decides_the_best_checkpoint(tmp_path, tokenizer, lm_data):
     """A 'selection' (lower is better) overrides the loss as the criterion: here it prefers step 2."""
 
