@@ -67,7 +67,7 @@ def main() -> None:
     model = AutoModel.from_pretrained(resolve_model("smollm2-135m"), dtype=torch.float32).train()
     ids = torch.randint(0, model.config.vocab_size, (args.rows, args.tokens))
     result = {
-        "settings": vars(args) | {"out": str(args.out)},
+        "settings": vars(args) | {"out": args.out.name},  # the file's name only: no machine path
         "native_bf16": cpu_has_native_bf16(),
         "auto_resolves_to": resolve_precision("auto"),
         "matmul_gflops": {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)},

@@ -100,8 +100,7 @@ def train_loop(
     eval_loader, accelerator) -> dict`` must return at least ``"loss"`` (lower is better) reduced over
     processes; the default is the mean of ``loss_fn`` over the evaluation set. Under DDP, ``eval_fn`` gets
     the bare module (not the DDP wrapper), and micro-batch j of the eval set goes to process j % world.
-    ``save_fn(model, tokenizer,
-    dir)`` writes a model directory; the default writes a plain HF directory (LoRA merged).
+    ``save_fn(model, tokenizer, dir)`` writes a model directory; the default a plain HF one (LoRA merged).
     With ``resume``, the run continues from the newest checkpoint in ``out_dir`` exactly as if never stopped.
     """
     from llm2rec.llm.backbone import save_pretrained_atomic
