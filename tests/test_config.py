@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llm2rec.config import DEFAULTS, load_config
@@ -66,3 +68,26 @@ def test_stage_settings_use_one_spelling():
         assert isinstance(config, StageConfig) and not hasattr(config, "effective_batch")
     # the old CSFT spelling still works as an override, and sets the one field
     assert training_stage_module("csft").build_config("cpu", effective_batch=16).batch_size == 16
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "llm2rec" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_builds_every_training_stage(path):
+    """A typo in a shipped config's stage section fails here, not an hour into a run."""
+    from llm2rec.train import TRAINING_STAGES, stage_settings, training_stage_module
+
+    cfg = load_config(path, [])
+    for stage in TRAINING_STAGES:
+        module = training_stage_module(stage)
+        module.build_config(cfg.get("preset", "paper"), **stage_settings(stage, cfg))
+
+
+def test_one_pass_configs_give_the_steps_set_by_hand_before():
+    """Office's contrastive stage is one pass (max_epochs): 2,338 distinct titles, 36 steps of 64."""
+    from llm2rec.train import contrastive, stage_settings
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "cpu-small-office.yaml", [])
+    config = contrastive.build_config("cpu", **stage_settings("contrastive", cfg))
+    assert config.for_examples(2338).max_steps == 36
