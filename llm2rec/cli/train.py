@@ -115,7 +115,7 @@ def _report_csft(out_dir: Path) -> None:
 def _report(out_dir: Path, what: str) -> None:
     from llm2rec.distributed import is_main_process
     from llm2rec.train.outputs import read_metrics
-    from llm2rec.train.probe import SELECTION_METRIC
+    from llm2rec.train.probe import SELECTION_METRICS
 
     if not is_main_process():  # one report under torchrun
         return
@@ -127,9 +127,9 @@ def _report(out_dir: Path, what: str) -> None:
         typer.echo(
             f"train loss {first['loss']:.4f} (step {first['step']}) → {last['loss']:.4f} (step {last['step']})"
         )
-    _report_evals(
-        [e for e in evals if "loss" in e], [e for e in evals if SELECTION_METRIC in e], SELECTION_METRIC
-    )
+    # The probe that chose the checkpoint: SASRec's when the stage ran it, else knn's.
+    metric = next((m for m in reversed(SELECTION_METRICS.values()) if any(m in e for e in evals)), "")
+    _report_evals([e for e in evals if "loss" in e], [e for e in evals if metric in e], metric)
     typer.echo(f"{what} written to {out_dir}")
 
 
@@ -145,7 +145,7 @@ def _report_evals(losses: list[dict], probes: list[dict], probe_metric: str) -> 
     if probes:
         first, best = probes[0], max(probes, key=lambda e: e[probe_metric])
         typer.echo(
-            f"valid knn Recall@20 {first[probe_metric]:.4f} (step {first['step']}) → "
+            f"valid {probe_metric.split('_')[0]} Recall@20 {first[probe_metric]:.4f} (step {first['step']}) → "
             f"best {best[probe_metric]:.4f} (step {best['step']})"
         )
 

@@ -246,7 +246,7 @@ def run_one_seed(
     every weight, the frozen item vectors included, so the results dir re-scores it on its own)."""
     if cfg.model in BASELINES:
         return _run_baseline(cfg, data, vectors, seed)
-    _seed_everything(seed)
+    seed_everything(seed)
     model = build_model(cfg, data, vectors).to(device)
     result = fit(model, data, cfg.train, seed)
     if model_dir is not None:
@@ -341,7 +341,7 @@ def _finished_seeds(out_dir: Path, record: dict) -> dict[str, tuple[dict, Path]]
     return found
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
 

@@ -121,14 +121,15 @@ class StageConfig(LoopConfig):
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
     keep_work: bool = False  # keep <out>.work (checkpoints, best and last) after publishing
-    # What "best" means at each evaluation: the stage's eval loss, or the valid split's knn Recall@20 of
-    # the stage's own item vectors (llm2rec.train.probe), the criterion closest to what the vectors are for.
+    # What "best" means at each evaluation: the stage's eval loss, the valid split's knn Recall@20 of the
+    # stage's own item vectors (llm2rec.train.probe), or the valid Recall@20 of a SASRec trained on them
+    # (sasrec: the criterion closest to what the vectors are for, a recommender per evaluation).
     select_by: str = "loss"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.select_by not in ("loss", "knn"):
-            raise ConfigError(f"select_by must be 'loss' or 'knn', got {self.select_by!r}")
+        if self.select_by not in ("loss", "knn", "sasrec"):
+            raise ConfigError(f"select_by must be 'loss', 'knn' or 'sasrec', got {self.select_by!r}")
 
 
 def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):

@@ -92,8 +92,8 @@ def run_stage(
         shutil.rmtree(work, ignore_errors=True)
     inputs = StageInputs(config, str(model), Dataset.load(dataset_dir), state, work, resume)
     parts = stage.build(inputs)
-    if config.select_by == "knn":
-        _select_on_valid_knn(parts, inputs, config)
+    if config.select_by in ("knn", "sasrec"):
+        _select_on_valid_probe(parts, inputs, config)
     result = train_loop(
         parts.model,
         parts.train_set,
@@ -128,14 +128,14 @@ def run_stage(
     return out_dir
 
 
-def _select_on_valid_knn(parts: StageParts, inputs: StageInputs, config: StageConfig) -> None:
-    """Evaluate (and choose the checkpoint) on the valid split's knn Recall@20 of the stage's vectors,
-    besides the stage's own held-out metrics when it has them (see :mod:`llm2rec.train.probe`)."""
+def _select_on_valid_probe(parts: StageParts, inputs: StageInputs, config: StageConfig) -> None:
+    """Evaluate (and choose the checkpoint) on the valid split's knn or SASRec Recall@20 of the stage's
+    vectors, besides the stage's own held-out metrics when it has them (see :mod:`llm2rec.train.probe`)."""
     from llm2rec.train.loop import mean_loss_eval
-    from llm2rec.train.probe import ValidKnnProbe, with_knn_selection
+    from llm2rec.train.probe import SELECTION_METRICS, ValidKnnProbe, ValidSASRecProbe, with_knn_selection
 
     if not config.eval_every:
-        raise ConfigError("select_by=knn needs eval_every (steps between evaluations)")
+        raise ConfigError(f"select_by={config.select_by} needs eval_every (steps between evaluations)")
     try:
         inputs.dataset.split("valid")
     except DatasetError:
@@ -143,8 +143,9 @@ def _select_on_valid_knn(parts: StageParts, inputs: StageInputs, config: StageCo
         log.warning("the dataset has no valid split: choosing the checkpoint by the stage's own loss")
         return
     own = parts.eval_fn or (mean_loss_eval(parts.loss_fn) if parts.eval_set is not None else None)
-    probe = ValidKnnProbe(inputs.dataset, parts.tokenizer, config.max_length)
-    parts.eval_fn = with_knn_selection(own, probe)
+    probe_class = ValidSASRecProbe if config.select_by == "sasrec" else ValidKnnProbe
+    probe = probe_class(inputs.dataset, parts.tokenizer, config.max_length)
+    parts.eval_fn = with_knn_selection(own, probe, SELECTION_METRICS[config.select_by])
     if parts.eval_set is None:  # the loop evaluates only when it has a set; the probe reads no batch
         parts.eval_set = [parts.train_set[0]]
 

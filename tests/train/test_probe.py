@@ -64,3 +64,39 @@ def test_mntp_keeps_the_checkpoint_with_the_best_valid_knn(setting, tmp_path):
     record = json.loads((out / "mntp.json").read_text())
     best = max((e for e in evals if e["step"] > 0), key=lambda e: (e["knn_recall@20"], -e["step"]))
     assert record["best_step"] == best["step"] and record["config"]["select_by"] == "knn"
+
+
+def test_sasrec_probe_trains_the_recommender_seqrec_trains_on_the_valid_split_only(setting, tmp_path):
+    """select_by=sasrec scores the vectors with exactly `llm2rec seqrec --model sasrec` (same seed, same
+    early stopping): its best valid metrics, never a test number."""
+    from llm2rec.train.probe import ValidSASRecProbe
+
+    tokenizer, model, dataset = setting
+    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, patience=3)
+    metrics = probe(model)
+    np.save(tmp_path / "v.npy", probe.vectors(model).numpy())
+    run_seqrec(dataset.root, model="sasrec", embeddings=tmp_path / "v.npy", seeds=[7], patience=3,
+               progress=False, plots=False, out_dir=tmp_path / "sasrec")  # fmt: skip
+    seed = json.loads((tmp_path / "sasrec" / "seed-7" / "metrics.json").read_text())
+    for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20"):
+        assert metrics[f"sasrec_{k}"] == pytest.approx(seed["valid"][k])
+        assert metrics[f"knn_{k}"] == pytest.approx(probe.knn(probe.vectors(model).numpy())[f"knn_{k}"])
+    assert metrics["sasrec_best_epoch"] == seed["best_epoch"]
+    assert not any(key.startswith("test") for key in metrics)
+
+
+def test_select_by_sasrec_keeps_the_checkpoint_with_the_best_valid_sasrec(setting, tmp_path):
+    from llm2rec.train.contrastive import run_contrastive
+    from llm2rec.train.outputs import read_metrics
+
+    tokenizer, _, dataset = setting
+    base = save_pretrained_atomic(make_tiny_model("llama", tokenizer, seed=4), tokenizer, tmp_path / "base")
+    out = run_contrastive(
+        base, dataset.root, tmp_path / "c", preset="cpu", max_steps=2, eval_every=1, batch_size=8,
+        micro_batch=8, lr=5e-3, select_by="sasrec", progress=False,
+    )  # fmt: skip
+    evals = [e for e in read_metrics(out) if e["split"] == "eval"]
+    assert all("sasrec_recall@20" in e and "knn_recall@20" in e for e in evals)
+    best = max(evals, key=lambda e: (e["sasrec_recall@20"], -e["step"]))
+    record = json.loads((out / "contrastive.json").read_text())
+    assert record["best_step"] == best["step"] and record["config"]["select_by"] == "sasrec"
