@@ -70,6 +70,17 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
+def from_main_process(value):
+    """``value`` as the main process has it, on every process (a picklable object; unchanged without a
+    process group): decisions such as which checkpoint is best must not differ between processes."""
+    _, size = world()
+    if size == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` from every process along dim 0 (no gradient)."""
     rank, size = world()

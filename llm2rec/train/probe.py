@@ -116,8 +116,12 @@ def with_knn_selection(eval_fn, probe: ValidKnnProbe, metric: str = SELECTION_ME
     ``selection`` (lower is better, as the loop's loss) is minus the probe's ``metric``."""
 
     def evaluate(model, loader, accelerator=None) -> dict[str, float]:
+        from llm2rec.distributed import from_main_process
+
         metrics = dict(eval_fn(model, loader, accelerator)) if eval_fn is not None else {}
-        metrics.update(probe(model))
+        # Every process runs the probe; the main process's numbers decide, so that GPU nondeterminism
+        # (a SASRec trained on each) cannot make processes disagree on the best checkpoint.
+        metrics.update(from_main_process(probe(model)))
         metrics["selection"] = -metrics[metric]
         return metrics
 
