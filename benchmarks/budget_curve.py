@@ -73,7 +73,20 @@ def point(run_dir: Path, scale: float) -> dict:
                 row[f"{entry['recommender']}_{metric}"] = entry["metrics"][metric]["mean"]
     walls = results.get("stage_wall_seconds", {})
     row["llm_stage_seconds"] = sum(walls.get(stage) or 0.0 for stage in STAGES)
+    row["precision"] = training_precision(run_dir)
     return row
+
+
+def training_precision(run_dir: Path) -> str | None:
+    """How the run's LLM stages trained ("bf16", or "fp32" where ``auto`` found no native bf16), from
+    their stage records: the seconds of points made on different CPUs compare only with it."""
+    found = set()
+    for stage in STAGES:
+        record = run_dir / stage / f"{stage}.json"
+        if record.exists():
+            found.add(json.loads(record.read_text()).get("precision"))
+    names = sorted("fp32" if p == "no" else str(p) for p in found if p is not None)
+    return "+".join(names) or None
 
 
 def kept_points(path: Path, config: str, seed: int, rerun: set[float]) -> list[dict]:
@@ -111,7 +124,11 @@ def plot(points: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("sasrec_recall@10", "SASRec R@10"), ("knn_recall@10", "knn R@10")):
         xs = [p["scale"] for p in points if key in p]
-        ax.plot(xs, [p[key] for p in points if key in p], marker="o", label=label)
+        ys = [p[key] for p in points if key in p]
+        ax.plot(xs, ys, marker="o", label=label)
+        for x, y, p in zip(xs, ys, [p for p in points if key in p], strict=True):
+            if p.get("precision"):  # the wall time behind a point depends on it
+                ax.annotate(p["precision"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log", base=2)
     ax.set_xticks([p["scale"] for p in points], [f"{p['scale']:g}×" for p in points])
     ax.set_xlabel("LLM-stage budget (× the cpu presets)")

@@ -35,14 +35,17 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def resolve_precision(name: str) -> str:
-    """``auto``: bf16 autocast (fp32 master weights) where bf16 matmuls are native, else full fp32."""
+def resolve_precision(name: str, say: bool = True) -> str:
+    """``auto``: bf16 autocast (fp32 master weights) where bf16 matmuls are native, else full fp32 (``no``);
+    ``say=False`` only answers (for a stage's record), without logging the fp32 fallback again."""
     if name != "auto":
         return name
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     if cpu_has_native_bf16():
         return "bf16"
+    if not say:
+        return "no"
     # Said once per stage, because every CPU timing the docs quote was measured with native bf16.
     log.info(
         "mixed_precision auto: this CPU has no native bf16 (AMX / AVX512-BF16), so training runs in fp32, "

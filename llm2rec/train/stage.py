@@ -78,6 +78,7 @@ def run_stage(
     from llm2rec.distributed import process_state
     from llm2rec.llm.backbone import check_attn_implementation
     from llm2rec.train.loop import train_loop
+    from llm2rec.train.setup import resolve_precision
 
     check_attn_implementation(config.attn_implementation)
     out_dir = Path(out_dir)
@@ -119,6 +120,8 @@ def run_stage(
         "best_step": result.best_step,
         "last_step": result.last_step,
         "processes": state.num_processes,
+        # what auto resolved to ("no" = fp32): wall_s means little without it
+        "precision": resolve_precision(config.mixed_precision, say=False),
         "wall_s": time.perf_counter() - started,
     }
     parts.model = None  # published from disk from here on; the next stage in this process needs the memory

@@ -63,6 +63,11 @@ def test_points_read_the_llm2rec_row_and_the_llm_stage_time(budget, tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(results))
     row = budget.point(tmp_path, 0.5)
     assert row["sasrec_recall@10"] == 0.2 and row["knn_ndcg@10"] == 0.05 and row["llm_stage_seconds"] == 17.5
+    assert row["precision"] is None  # no stage records: unknown, not guessed
+    for stage, precision in (("csft", "no"), ("mntp", "no"), ("contrastive", "bf16")):
+        (tmp_path / stage).mkdir()
+        (tmp_path / stage / f"{stage}.json").write_text(json.dumps({"precision": precision}))
+    assert budget.point(tmp_path, 0.5)["precision"] == "bf16+fp32"
     budget.plot([row, {**row, "scale": 1.0}], tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
 
