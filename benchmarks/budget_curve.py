@@ -123,12 +123,12 @@ def plot(points: list[dict], path: Path) -> None:
     points = sorted(points, key=lambda p: p["scale"])
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("sasrec_recall@10", "SASRec R@10"), ("knn_recall@10", "knn R@10")):
-        xs = [p["scale"] for p in points if key in p]
-        ys = [p[key] for p in points if key in p]
-        ax.plot(xs, ys, marker="o", label=label)
-        for x, y, p in zip(xs, ys, [p for p in points if key in p], strict=True):
+        measured = [p for p in points if key in p]
+        ax.plot([p["scale"] for p in measured], [p[key] for p in measured], marker="o", label=label)
+        for p in measured:
             if p.get("precision"):  # the wall time behind a point depends on it
-                ax.annotate(p["precision"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax.annotate(p["precision"], (p["scale"], p[key]), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7)  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xticks([p["scale"] for p in points], [f"{p['scale']:g}×" for p in points])
     ax.set_xlabel("LLM-stage budget (× the cpu presets)")

@@ -67,8 +67,9 @@ def test_points_read_the_llm2rec_row_and_the_llm_stage_time(budget, tmp_path):
     for stage, precision in (("csft", "no"), ("mntp", "no"), ("contrastive", "bf16")):
         (tmp_path / stage).mkdir()
         (tmp_path / stage / f"{stage}.json").write_text(json.dumps({"precision": precision}))
-    assert budget.point(tmp_path, 0.5)["precision"] == "bf16+fp32"
-    budget.plot([row, {**row, "scale": 1.0}], tmp_path / "curve.png")
+    marked = budget.point(tmp_path, 0.5)
+    assert marked["precision"] == "bf16+fp32"
+    budget.plot([row, {**marked, "scale": 1.0}], tmp_path / "curve.png")  # one point marked, one not
     assert (tmp_path / "curve.png").stat().st_size > 0
 
 
