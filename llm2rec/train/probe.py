@@ -18,7 +18,6 @@ import copy
 
 import torch
 
-SELECT_BY = ("loss", "knn", "sasrec")
 SELECTION_METRIC = "knn_recall@20"
 # What each probe-based select_by chooses on (higher is better).
 SELECTION_METRICS = {"knn": SELECTION_METRIC, "sasrec": "sasrec_recall@20"}
@@ -111,7 +110,7 @@ def _base_transformer(model):
     return model.get_decoder() if hasattr(model, "lm_head") else model
 
 
-def with_knn_selection(eval_fn, probe: ValidKnnProbe, metric: str = SELECTION_METRIC):
+def with_probe_selection(eval_fn, probe: ValidKnnProbe, metric: str = SELECTION_METRIC):
     """An ``eval_fn`` that adds the probe's metrics to ``eval_fn``'s (when given) and selects on them:
     ``selection`` (lower is better, as the loop's loss) is minus the probe's ``metric``."""
 

@@ -135,7 +135,7 @@ def _select_on_valid_probe(parts: StageParts, inputs: StageInputs, config: Stage
     """Evaluate (and choose the checkpoint) on the valid split's knn or SASRec Recall@20 of the stage's
     vectors, besides the stage's own held-out metrics when it has them (see :mod:`llm2rec.train.probe`)."""
     from llm2rec.train.loop import mean_loss_eval
-    from llm2rec.train.probe import SELECTION_METRICS, ValidKnnProbe, ValidSASRecProbe, with_knn_selection
+    from llm2rec.train.probe import SELECTION_METRICS, ValidKnnProbe, ValidSASRecProbe, with_probe_selection
 
     if not config.eval_every:
         raise ConfigError(f"select_by={config.select_by} needs eval_every (steps between evaluations)")
@@ -148,7 +148,7 @@ def _select_on_valid_probe(parts: StageParts, inputs: StageInputs, config: Stage
     own = parts.eval_fn or (mean_loss_eval(parts.loss_fn) if parts.eval_set is not None else None)
     probe_class = ValidSASRecProbe if config.select_by == "sasrec" else ValidKnnProbe
     probe = probe_class(inputs.dataset, parts.tokenizer, config.max_length)
-    parts.eval_fn = with_knn_selection(own, probe, SELECTION_METRICS[config.select_by])
+    parts.eval_fn = with_probe_selection(own, probe, SELECTION_METRICS[config.select_by])
     if parts.eval_set is None:  # the loop evaluates only when it has a set; the probe reads no batch
         parts.eval_set = [parts.train_set[0]]
 

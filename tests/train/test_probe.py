@@ -14,7 +14,7 @@ from llm2rec.llm.backbone import save_pretrained_atomic
 from llm2rec.llm.bidirectional import enable_bidirectional
 from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
 from llm2rec.seqrec import run_seqrec
-from llm2rec.train.probe import ValidKnnProbe, with_knn_selection
+from llm2rec.train.probe import ValidKnnProbe, with_probe_selection
 from tests.seqrec.conftest import cyclic_sequences, write_loo_dataset
 
 
@@ -44,9 +44,9 @@ def test_probe_scores_the_extracted_vectors_with_the_knn_baseline(setting, tmp_p
 def test_selection_is_minus_the_valid_recall_and_keeps_the_stage_metrics(setting):
     tokenizer, model, dataset = setting
     probe = ValidKnnProbe(dataset, tokenizer, max_length=32)
-    metrics = with_knn_selection(lambda m, loader, acc: {"loss": 2.5}, probe)(model, None)
+    metrics = with_probe_selection(lambda m, loader, acc: {"loss": 2.5}, probe)(model, None)
     assert metrics["loss"] == 2.5 and metrics["selection"] == -metrics["knn_recall@20"]
-    assert set(with_knn_selection(None, probe)(model, None)) >= {"selection", "knn_ndcg@20"}
+    assert set(with_probe_selection(None, probe)(model, None)) >= {"selection", "knn_ndcg@20"}
 
 
 def test_mntp_keeps_the_checkpoint_with_the_best_valid_knn(setting, tmp_path):
