@@ -165,7 +165,7 @@ class Pipeline:
 
     def _start(self, stage: Stage, state: dict, resume: bool, save: bool = True) -> None:
         log.info("stage %s: %s", stage.name, "resuming" if resume else "running")
-        previous = state.get(stage.name, {}).get("wall_seconds_before", 0.0) if resume else 0.0
+        previous = _seconds_before(stage, state.get(stage.name, {})) if resume else 0.0
         state[stage.name] = {"fingerprint": stage.fingerprint, "status": "started", "started": time.time(),
                              "wall_seconds_before": previous}  # fmt: skip
         if save:
@@ -197,6 +197,26 @@ class Pipeline:
         """The prepared dataset a per-dataset stage (embedding, recommender) reads."""
         name = stage.extra.get("dataset")
         return self.layout.source_dataset(name) if name else self.layout.dataset
+
+
+def _seconds_before(stage: Stage, record: dict) -> float:
+    """The wall time a resumed stage already spent: the attempts before the one that was interrupted,
+    plus the interrupted one up to the last file it wrote (its last checkpoint or finished part). The
+    steps after that file were lost and are counted again in the attempt that redoes them."""
+    before = record.get("wall_seconds_before", 0.0)
+    started = record.get("started")
+    if started is None:
+        return before
+    last_write = max((_newest_mtime(p) for p in (stage.output, work_dir_for(stage.output))), default=0.0)
+    return before + max(0.0, last_write - started)
+
+
+def _newest_mtime(path: Path) -> float:
+    if not path.exists():
+        return 0.0
+    if path.is_file():
+        return path.stat().st_mtime
+    return max((f.stat().st_mtime for f in path.rglob("*") if f.is_file()), default=path.stat().st_mtime)
 
 
 def _remove(path: Path) -> None:

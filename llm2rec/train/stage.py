@@ -122,6 +122,7 @@ def run_stage(
         "processes": state.num_processes,
         # what auto resolved to ("no" = fp32): wall_s means little without it
         "precision": resolve_precision(config.mixed_precision, say=False),
+        # this process only: a resumed run's earlier attempts are in the pipeline's wall_seconds
         "wall_s": time.perf_counter() - started,
     }
     parts.model = None  # published from disk from here on; the next stage in this process needs the memory
