@@ -207,7 +207,7 @@ def _seconds_before(stage: Stage, record: dict) -> float:
     started = record.get("started")
     if started is None:
         return before
-    last_write = max((_newest_mtime(p) for p in (stage.output, work_dir_for(stage.output))), default=0.0)
+    last_write = max(_newest_mtime(stage.output), _newest_mtime(work_dir_for(stage.output)))
     return before + max(0.0, last_write - started)
 
 
