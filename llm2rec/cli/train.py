@@ -146,8 +146,17 @@ def _report_evals(losses: list[dict], probes: list[dict], probe_metric: str) -> 
         first, best = probes[0], max(probes, key=lambda e: e[probe_metric])
         typer.echo(
             f"valid {probe_metric.split('_')[0]} Recall@20 {first[probe_metric]:.4f} (step {first['step']}) → "
-            f"best {best[probe_metric]:.4f} (step {best['step']})"
+            f"best {best[probe_metric]:.4f} (step {best['step']}){_margin(best, probe_metric)}"
         )
+
+
+def _margin(best: dict, probe_metric: str) -> str:
+    """How far the kept checkpoint is above the best one before it, against the probe's paired standard
+    error: a margin inside one error is not evidence that the kept step is better."""
+    key = f"{probe_metric}_vs_best"
+    if key not in best or f"{key}_se" not in best:
+        return ""
+    return f", {best[key]:+.4f} over the best evaluation before it (paired SE {best[key + '_se']:.4f})"
 
 
 def register(app: typer.Typer) -> None:

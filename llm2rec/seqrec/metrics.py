@@ -131,28 +131,30 @@ def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: Sequence[int] = DEF
     ``ranks`` is either (rows, 2) ``(higher, tied)`` as :func:`full_ranking_ranks` returns (each metric is
     its expectation over the tied positions, see the module docstring), or (rows,) exact 1-based ranks.
     """
+    return {f"{name}@{k}": per_row_metric(ranks, name, k).mean().item() for k in ks for name in METRIC_NAMES}
+
+
+def per_row_metric(ranks: torch.Tensor | np.ndarray, name: str, k: int) -> torch.Tensor:
+    """Each row's ``recall``, ``ndcg`` or ``mrr`` at ``k`` (float64, shape (rows,)), ranks as in
+    :func:`metrics_from_ranks`: what standard errors and paired comparisons of two rankings need."""
     ranks = torch.as_tensor(ranks, dtype=torch.float64)
     if ranks.numel() == 0:
         raise ValueError("no rows to evaluate")
     if ranks.dim() == 1:  # exact ranks: no ties
         ranks = torch.stack([ranks - 1, torch.zeros_like(ranks)], dim=1)
     higher, tied = ranks[:, 0], ranks[:, 1]
-    out: dict[str, float] = {}
-    for k in ks:
-        positions = torch.arange(1, k + 1, dtype=torch.float64)
-        gains = {
-            "recall": torch.ones(k, dtype=torch.float64),
-            "ndcg": 1.0 / torch.log2(positions + 1.0),
-            "mrr": 1.0 / positions,
-        }
-        # The target's rank is uniform on higher+1 .. higher+tied+1: sum the gains of those positions
-        # that fall within K (prefix sums), divided by the number of positions.
-        first = higher.clamp(max=k).long()
-        last = (higher + tied + 1).clamp(max=k).long()
-        for name, gain in gains.items():
-            prefix = torch.cat([torch.zeros(1, dtype=torch.float64), gain.cumsum(0)])
-            out[f"{name}@{k}"] = ((prefix[last] - prefix[first]) / (tied + 1)).mean().item()
-    return {f"{name}@{k}": out[f"{name}@{k}"] for k in ks for name in ("recall", "ndcg", "mrr")}
+    positions = torch.arange(1, k + 1, dtype=torch.float64)
+    gain = {
+        "recall": torch.ones(k, dtype=torch.float64),
+        "ndcg": 1.0 / torch.log2(positions + 1.0),
+        "mrr": 1.0 / positions,
+    }[name]
+    # The target's rank is uniform on higher+1 .. higher+tied+1: sum the gains of those positions that
+    # fall within K (prefix sums), divided by the number of positions.
+    first = higher.clamp(max=k).long()
+    last = (higher + tied + 1).clamp(max=k).long()
+    prefix = torch.cat([torch.zeros(1, dtype=torch.float64), gain.cumsum(0)])
+    return (prefix[last] - prefix[first]) / (tied + 1)
 
 
 def metric_keys(ks: Sequence[int] = DEFAULT_KS) -> list[str]:

@@ -5,6 +5,9 @@ vectors got better at what they are for. This probe embeds every item title the 
 (bidirectional attention, mean pooling, left padding, the item text ``{title}``), ranks all items by
 centred cosine to each valid example's last history item (the knn baseline, seen items removed), and
 reports Recall/NDCG@10/20 on the *valid* targets. The test split is never read.
+Each evaluation also records the noise a choice must beat: ``knn_recall@20_se`` (the standard error over
+the valid rows) and ``knn_recall@20_vs_best`` / ``_vs_best_se`` (the paired difference from the best
+earlier evaluation in this process, on the same rows).
 
 ``select_by: sasrec`` (:class:`ValidSASRecProbe`) also trains the downstream SASRec (the seqrec defaults:
 frozen vectors behind the linear adapter, one seed, early stopping on valid Recall@20) on those vectors
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 
 SELECTION_METRIC = "knn_recall@20"
@@ -35,6 +39,7 @@ class ValidKnnProbe:
         self.tokenizer = copy.copy(tokenizer)
         self.tokenizer.padding_side = "left"  # as the extraction pads
         self.max_length, self.batch_size = max_length, batch_size
+        self._best_hits: np.ndarray | None = None  # per-row Recall@20 of the best evaluation so far
 
     def vectors(self, model) -> torch.Tensor:
         """(N+1, d) float32 item vectors, row 0 = zeros (the padding item)."""
@@ -57,12 +62,27 @@ class ValidKnnProbe:
     def knn(self, vectors) -> dict[str, float]:
         """The knn baseline's valid Recall/NDCG@10/20 of ``vectors`` (``knn_*``)."""
         from llm2rec.seqrec.baselines import last_item_knn_vectors
-        from llm2rec.seqrec.metrics import full_ranking_ranks, metrics_from_ranks
+        from llm2rec.seqrec.metrics import full_ranking_ranks, metrics_from_ranks, per_row_metric
 
         users, items = last_item_knn_vectors(vectors, self.valid.histories, self.valid.lengths)
         ranks = full_ranking_ranks(users, items, self.valid.targets, self.valid.seen)
         metrics = metrics_from_ranks(ranks, (10, 20))
-        return {f"knn_{k}": v for k, v in metrics.items() if k.startswith(("recall", "ndcg"))}
+        out = {f"knn_{k}": v for k, v in metrics.items() if k.startswith(("recall", "ndcg"))}
+        return out | self._spread(per_row_metric(ranks, "recall", 20).numpy())
+
+    def _spread(self, hits: np.ndarray) -> dict[str, float]:
+        """How sure the probe is: the standard error of this Recall@20 over the valid rows, and its paired
+        difference from the best earlier evaluation of this probe (same rows, so far smaller than two
+        independent errors). On Scientific (2,928 valid rows) checkpoints a few thousandths apart were
+        within one paired error: a choice between them is a coin toss, docs/results.md."""
+        out = {f"{SELECTION_METRIC}_se": _standard_error(hits)}
+        if self._best_hits is not None:
+            diff = hits - self._best_hits
+            out[f"{SELECTION_METRIC}_vs_best"] = float(diff.mean())
+            out[f"{SELECTION_METRIC}_vs_best_se"] = _standard_error(diff)
+        if self._best_hits is None or hits.mean() > self._best_hits.mean():
+            self._best_hits = hits
+        return out
 
 
 class ValidSASRecProbe(ValidKnnProbe):
@@ -108,6 +128,11 @@ def _base_transformer(model):
     if hasattr(model, "get_base_model"):  # peft
         model = model.get_base_model()
     return model.get_decoder() if hasattr(model, "lm_head") else model
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of per-row values (sample std / sqrt(rows))."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def with_probe_selection(eval_fn, probe: ValidKnnProbe, metric: str = SELECTION_METRIC):

@@ -49,6 +49,26 @@ def test_selection_is_minus_the_valid_recall_and_keeps_the_stage_metrics(setting
     assert set(with_probe_selection(None, probe)(model, None)) >= {"selection", "knn_ndcg@20"}
 
 
+def test_probe_reports_its_standard_error_and_the_paired_difference_from_its_best_evaluation(setting):
+    tokenizer, model, dataset = setting
+    other = enable_bidirectional(make_tiny_model("llama", tokenizer, seed=11)).eval()
+    probe = ValidKnnProbe(dataset, tokenizer, max_length=32)
+    first = probe(model)
+    assert "knn_recall@20_vs_best" not in first  # nothing to compare with yet
+    p, n = first["knn_recall@20"], len(probe.valid.targets)
+    assert first["knn_recall@20_se"] == pytest.approx(np.sqrt(p * (1 - p) / (n - 1)))  # 0/1 hits, no ties
+
+    second = probe(other)
+    assert second["knn_recall@20"] != p  # the two models must rank differently for the test to mean anything
+    assert second["knn_recall@20_vs_best"] == pytest.approx(second["knn_recall@20"] - p)
+    assert second["knn_recall@20_vs_best_se"] > 0
+    best = max(p, second["knn_recall@20"])
+
+    again = probe(model)  # compared with the better of the two, whichever it was
+    assert again["knn_recall@20_vs_best"] == pytest.approx(p - best)
+    assert (again["knn_recall@20_vs_best_se"] == 0) == (best == p)  # identical rankings: no spread
+
+
 def test_mntp_keeps_the_checkpoint_with_the_best_valid_knn(setting, tmp_path):
     from llm2rec.train.mntp import run_mntp
     from llm2rec.train.outputs import read_metrics
