@@ -33,14 +33,11 @@ def valid_hits(dataset, vectors: np.ndarray) -> np.ndarray:
     return per_row_metric(ranks, "recall", 20).numpy()
 
 
-def standard_error(values: np.ndarray) -> float:
-    return float(values.std(ddof=1) / np.sqrt(len(values)))
-
-
 def compare(dataset_dir: Path, files: dict[str, Path]) -> dict:
     """Each file's valid knn Recall@20 with its standard error, and every pair's paired difference."""
     from llm2rec.data.dataset import Dataset
     from llm2rec.data.vectors import load_item_vectors
+    from llm2rec.seqrec.metrics import standard_error
 
     dataset = Dataset.load(dataset_dir)
     hits = {

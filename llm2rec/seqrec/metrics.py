@@ -157,5 +157,12 @@ def per_row_metric(ranks: torch.Tensor | np.ndarray, name: str, k: int) -> torch
     return (prefix[last] - prefix[first]) / (tied + 1)
 
 
+def standard_error(values: torch.Tensor | np.ndarray) -> float:
+    """Standard error of the mean of per-row values (sample std / sqrt(rows)); 0 for a single row. Of the
+    difference of two rankings' :func:`per_row_metric` on the same rows, it is their paired error."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
 def metric_keys(ks: Sequence[int] = DEFAULT_KS) -> list[str]:
     return [f"{name}@{k}" for k in ks for name in METRIC_NAMES]

@@ -75,11 +75,13 @@ class ValidKnnProbe:
         difference from the best earlier evaluation of this probe (same rows, so far smaller than two
         independent errors). On Scientific (2,928 valid rows) checkpoints a few thousandths apart were
         within one paired error: a choice between them is a coin toss, docs/results.md."""
-        out = {f"{SELECTION_METRIC}_se": _standard_error(hits)}
+        from llm2rec.seqrec.metrics import standard_error
+
+        out = {f"{SELECTION_METRIC}_se": standard_error(hits)}
         if self._best_hits is not None:
             diff = hits - self._best_hits
             out[f"{SELECTION_METRIC}_vs_best"] = float(diff.mean())
-            out[f"{SELECTION_METRIC}_vs_best_se"] = _standard_error(diff)
+            out[f"{SELECTION_METRIC}_vs_best_se"] = standard_error(diff)
         if self._best_hits is None or hits.mean() > self._best_hits.mean():
             self._best_hits = hits
         return out
@@ -128,11 +130,6 @@ def _base_transformer(model):
     if hasattr(model, "get_base_model"):  # peft
         model = model.get_base_model()
     return model.get_decoder() if hasattr(model, "lm_head") else model
-
-
-def _standard_error(values: np.ndarray) -> float:
-    """Standard error of the mean of per-row values (sample std / sqrt(rows))."""
-    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
 def with_probe_selection(eval_fn, probe: ValidKnnProbe, metric: str = SELECTION_METRIC):

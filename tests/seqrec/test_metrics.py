@@ -141,3 +141,14 @@ def test_ranks_are_exact_under_bfloat16_autocast_and_for_half_inputs():
     assert (half[:, 0] + half[:, 1] <= 999).all() and (half >= 0).all()
     metrics = metrics_from_ranks(half, (10,))
     assert 0.0 <= metrics["recall@10"] <= 1.0
+
+
+def test_per_row_metrics_average_to_the_metrics_and_give_a_standard_error():
+    from llm2rec.seqrec.metrics import per_row_metric, standard_error
+
+    ranks = torch.tensor([[0, 0], [3, 0], [25, 0], [8, 3]])  # (higher, tied): the last row ties 4 ways
+    per_row = per_row_metric(ranks, "recall", 10)
+    assert per_row.tolist() == [1.0, 1.0, 0.0, 0.5]  # positions 9..12: two of four within 10
+    assert metrics_from_ranks(ranks, (10,))["recall@10"] == pytest.approx(per_row.mean().item())
+    assert standard_error(per_row) == pytest.approx(per_row.numpy().std(ddof=1) / 2)
+    assert standard_error(per_row[:1]) == 0.0
