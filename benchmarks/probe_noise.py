@@ -23,14 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def valid_hits(dataset, vectors: np.ndarray) -> np.ndarray:
     """Per valid row, the expected Recall@20 of the knn baseline on ``vectors`` ((N+1, d), row 0 padding)."""
-    from llm2rec.seqrec.baselines import last_item_knn_vectors
     from llm2rec.seqrec.data import split_examples
-    from llm2rec.seqrec.metrics import full_ranking_ranks, per_row_metric
+    from llm2rec.seqrec.metrics import per_row_metric
+    from llm2rec.train.probe import knn_ranks
 
-    valid = split_examples(dataset, "valid")
-    users, items = last_item_knn_vectors(vectors, valid.histories, valid.lengths)
-    ranks = full_ranking_ranks(users, items, valid.targets, valid.seen)
-    return per_row_metric(ranks, "recall", 20).numpy()
+    return per_row_metric(knn_ranks(split_examples(dataset, "valid"), vectors), "recall", 20).numpy()
 
 
 def compare(dataset_dir: Path, files: dict[str, Path]) -> dict:

@@ -131,17 +131,24 @@ def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, ks: Sequence[int] = DEF
     ``ranks`` is either (rows, 2) ``(higher, tied)`` as :func:`full_ranking_ranks` returns (each metric is
     its expectation over the tied positions, see the module docstring), or (rows,) exact 1-based ranks.
     """
+    ranks = _higher_tied(ranks)  # once, not per metric
     return {f"{name}@{k}": per_row_metric(ranks, name, k).mean().item() for k in ks for name in METRIC_NAMES}
 
 
-def per_row_metric(ranks: torch.Tensor | np.ndarray, name: str, k: int) -> torch.Tensor:
-    """Each row's ``recall``, ``ndcg`` or ``mrr`` at ``k`` (float64, shape (rows,)), ranks as in
-    :func:`metrics_from_ranks`: what standard errors and paired comparisons of two rankings need."""
+def _higher_tied(ranks: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Ranks as float64 ``(higher, tied)`` rows, from that form or from exact 1-based ranks."""
     ranks = torch.as_tensor(ranks, dtype=torch.float64)
     if ranks.numel() == 0:
         raise ValueError("no rows to evaluate")
     if ranks.dim() == 1:  # exact ranks: no ties
         ranks = torch.stack([ranks - 1, torch.zeros_like(ranks)], dim=1)
+    return ranks
+
+
+def per_row_metric(ranks: torch.Tensor | np.ndarray, name: str, k: int) -> torch.Tensor:
+    """Each row's ``recall``, ``ndcg`` or ``mrr`` at ``k`` (float64, shape (rows,)), ranks as in
+    :func:`metrics_from_ranks`: what standard errors and paired comparisons of two rankings need."""
+    ranks = _higher_tied(ranks)
     higher, tied = ranks[:, 0], ranks[:, 1]
     positions = torch.arange(1, k + 1, dtype=torch.float64)
     gain = {

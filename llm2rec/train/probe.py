@@ -27,6 +27,16 @@ SELECTION_METRIC = "knn_recall@20"
 SELECTION_METRICS = {"knn": SELECTION_METRIC, "sasrec": "sasrec_recall@20"}
 
 
+def knn_ranks(examples, vectors) -> torch.Tensor:
+    """``(higher, tied)`` of each example's target under the knn baseline on ``vectors`` ((N+1, d), row 0
+    padding): centred cosine to the last history item, the example's seen items removed."""
+    from llm2rec.seqrec.baselines import last_item_knn_vectors
+    from llm2rec.seqrec.metrics import full_ranking_ranks
+
+    users, items = last_item_knn_vectors(vectors, examples.histories, examples.lengths)
+    return full_ranking_ranks(users, items, examples.targets, examples.seen)
+
+
 class ValidKnnProbe:
     """Scores a model's item vectors on the valid split of ``dataset``."""
 
@@ -61,11 +71,9 @@ class ValidKnnProbe:
 
     def knn(self, vectors) -> dict[str, float]:
         """The knn baseline's valid Recall/NDCG@10/20 of ``vectors`` (``knn_*``)."""
-        from llm2rec.seqrec.baselines import last_item_knn_vectors
-        from llm2rec.seqrec.metrics import full_ranking_ranks, metrics_from_ranks, per_row_metric
+        from llm2rec.seqrec.metrics import metrics_from_ranks, per_row_metric
 
-        users, items = last_item_knn_vectors(vectors, self.valid.histories, self.valid.lengths)
-        ranks = full_ranking_ranks(users, items, self.valid.targets, self.valid.seen)
+        ranks = knn_ranks(self.valid, vectors)
         metrics = metrics_from_ranks(ranks, (10, 20))
         out = {f"knn_{k}": v for k, v in metrics.items() if k.startswith(("recall", "ndcg"))}
         return out | self._spread(per_row_metric(ranks, "recall", 20).numpy())

@@ -3,26 +3,21 @@ together, valid run-config overrides, and the figure's points come from the LLM2
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from llm2rec.config import load_config
 from llm2rec.io import atomic_write_json
 from llm2rec.train import contrastive, csft, mntp
+from tests.benchmarks.conftest import REPO, load_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
 MODULES = {"csft": csft, "mntp": mntp, "contrastive": contrastive}
 
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("budget_curve", REPO / "benchmarks" / "budget_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("budget_curve")
 
 
 def test_scale_one_is_the_cpu_presets_and_other_scales_keep_the_schedule_shape(budget):

@@ -3,7 +3,6 @@ difference is the difference of the two recalls, with no spread for identical ra
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,13 @@ import numpy as np
 import pytest
 
 from llm2rec.seqrec import run_seqrec
+from tests.benchmarks.conftest import load_benchmark
 from tests.seqrec.conftest import cyclic_sequences, write_loo_dataset
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def probe_noise():
-    spec = importlib.util.spec_from_file_location("probe_noise", REPO / "benchmarks" / "probe_noise.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("probe_noise")
 
 
 def _vectors(path: Path, num_items: int, seed: int) -> Path:
