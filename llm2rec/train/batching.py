@@ -66,6 +66,23 @@ class StepSampler:
         return (self.config.max_steps - self.start_step) * per_step
 
 
+class LengthTagged(list):
+    """Examples plus their token counts (``.lengths``, one per example), for length-grouped batching."""
+
+    def __init__(self, examples: Sequence, lengths: Sequence[int]):
+        super().__init__(examples)
+        self.lengths = list(lengths)
+        if len(self.lengths) != len(self):
+            raise ValueError(f"{len(self.lengths)} lengths for {len(self)} examples")
+
+
+def token_counts(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, int]:
+    """Each distinct text's token count after truncation to ``max_length`` (what its padded row costs)."""
+    distinct = sorted(set(texts))
+    ids = tokenizer(distinct, truncation=True, max_length=max_length)["input_ids"]
+    return {text: len(row) for text, row in zip(distinct, ids, strict=True)}
+
+
 def dataset_lengths(dataset) -> list[int]:
     """Per-example lengths for length grouping: ``dataset.lengths`` if it has one, else ``len(input_ids)``."""
     lengths = getattr(dataset, "lengths", None)

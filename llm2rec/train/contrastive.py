@@ -22,6 +22,7 @@ from llm2rec.distributed import gather_no_grad, gather_with_grad, world
 from llm2rec.errors import ConfigError
 from llm2rec.llm.pooling import POOLING_KEY, mean_pool
 from llm2rec.train import config as config_module
+from llm2rec.train.batching import LengthTagged, token_counts
 from llm2rec.train.config import StageConfig
 from llm2rec.train.stage import Stage, StageInputs, StageParts, resolve_config, run_stage
 
@@ -253,17 +254,14 @@ def _load_encoder_model(source: str, config: ContrastiveConfig):
     return model
 
 
-class ContrastiveExamples(list):
+class ContrastiveExamples(LengthTagged):
     """``(text id, title, key text id, key title)`` examples with their token counts (the longer of the
     two texts), so length-grouped batching can read them. A text id numbers the distinct titles, the same
     on every process."""
 
     def __init__(self, examples: list[tuple[int, str, int, str]], tokenizer, max_length: int):
-        super().__init__(examples)
-        texts = sorted({e[1] for e in examples} | {e[3] for e in examples})
-        counts = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-        length = {t: len(ids) for t, ids in zip(texts, counts, strict=True)}
-        self.lengths = [max(length[e[1]], length[e[3]]) for e in examples]
+        length = token_counts(tokenizer, [e[1] for e in examples] + [e[3] for e in examples], max_length)
+        super().__init__(examples, [max(length[e[1]], length[e[3]]) for e in examples])
 
 
 def training_examples(dataset, config) -> tuple[list[tuple[int, str, int, str]], dict]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from llm2rec.data.text import unique_titles
 from llm2rec.train import config as config_module
+from llm2rec.train.batching import LengthTagged, token_counts
 from llm2rec.train.config import StageConfig
 from llm2rec.train.stage import Stage, StageInputs, StageParts, evaluations, resolve_config, run_stage
 
@@ -235,10 +236,11 @@ def _build(inputs: StageInputs) -> StageParts:
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
+    lengths = token_counts(tokenizer, train_titles, config.max_length)  # read when length_grouped
     return StageParts(
         model=model,
         tokenizer=tokenizer,
-        train_set=train_titles,
+        train_set=LengthTagged(train_titles, [lengths[t] for t in train_titles]),
         collator=MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
         loss_fn=mntp_loss,
         eval_set=list(enumerate(eval_titles)) or None,

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from llm2rec.errors import ConfigError
 from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
-from llm2rec.train.batching import micro_batches_for, plan_epoch
+from llm2rec.train.batching import LengthTagged, dataset_lengths, micro_batches_for, plan_epoch, token_counts
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.loop import train_loop
 
@@ -94,6 +94,20 @@ def test_length_grouping_reduces_padding():
     grouped_batches = plan_epoch(400, config(batch_size=16, micro_batch=4, length_grouped=True), 0, lengths)
     assert sorted(i for b in grouped_batches for i in b) == list(range(400))
     assert padding(grouped_batches) < plain / 3
+
+
+def test_length_tagged_examples_carry_truncated_token_counts():
+    from llm2rec.llm.tiny import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer()
+    titles = ["a b c d e f g h", "a b", "a b"]
+    counts = token_counts(tokenizer, titles, max_length=4)
+    assert set(counts) == {"a b c d e f g h", "a b"} and counts["a b c d e f g h"] == 4
+    assert counts["a b"] < 4
+    tagged = LengthTagged(titles, [counts[t] for t in titles])
+    assert list(tagged) == titles and dataset_lengths(tagged) == [4, counts["a b"], counts["a b"]]
+    with pytest.raises(ValueError, match="2 lengths for 3 examples"):
+        LengthTagged(titles, [1, 2])
 
 
 def test_micro_batches_are_dealt_round_robin():

@@ -117,6 +117,7 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
         eval_every=8,
         progress=False,
         eval_fraction=0.2,
+        length_grouped=True,  # the titles carry their token counts
     )
     evals = [e for e in read_metrics(out) if e["split"] == "eval"]
     assert evals[0]["step"] == 0 and len(evals) == 4
