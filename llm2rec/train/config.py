@@ -17,8 +17,20 @@ from dataclasses import dataclass
 from llm2rec.errors import ConfigError
 from llm2rec.typed import validated
 
-# Settings that change how a run is shown or where its checkpoints go, never the model it produces.
-COSMETIC = frozenset({"progress", "report_to", "log_every", "save_every", "keep_checkpoints", "keep_work"})
+# Settings that change how a run is shown, where its checkpoints go or how much memory it takes, never the
+# model it produces. (Gradient checkpointing recomputes each layer's forward pass, dropout masks included:
+# the weights differ only by float rounding, as with another thread count; tests/train/test_contrastive.py.)
+COSMETIC = frozenset(
+    {
+        "progress",
+        "report_to",
+        "log_every",
+        "save_every",
+        "keep_checkpoints",
+        "keep_work",
+        "gradient_checkpointing",
+    }
+)
 # Old spellings still accepted in overrides (one release), with the field they now set.
 RENAMED = {"effective_batch": "batch_size"}
 

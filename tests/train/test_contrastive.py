@@ -6,6 +6,7 @@ import json
 import os
 import socket
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -221,3 +222,31 @@ def test_cli_reports_the_valid_knn_probe_of_a_stage_without_a_held_out_loss(tmp_
     done = CliRunner().invoke(app, [*args, "--max-steps", "2", "--preset", "cpu", *settings])
     assert done.exit_code == 0, done.output
     assert "valid knn Recall@20" in done.output and "held-out loss" not in done.output
+
+
+def test_gradient_checkpointing_trains_the_same_weights_and_is_not_part_of_the_identity(tmp_path):
+    """The cpu preset turns it on to halve the stage's memory: it must not change the model (dropout masks
+    are recomputed identically; sums may round differently) nor make a finished stage look out of date."""
+    from safetensors.torch import load_file
+
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+    from llm2rec.train.config import identity
+    from llm2rec.train.contrastive import build_config, run_contrastive
+
+    tokenizer = make_tiny_tokenizer()
+    base = save_pretrained_atomic(make_tiny_model("llama", tokenizer, seed=3), tokenizer, tmp_path / "base")
+    data = write_tiny_dataset(tmp_path / "ds", tiny_titles(32))
+    outs = {}
+    for on in (False, True):
+        outs[on] = run_contrastive(
+            base, data, tmp_path / f"gc-{on}", preset="cpu", max_steps=3, batch_size=8, micro_batch=8,
+            lr=3e-3, warmup_steps=0, log_every=1, progress=False, gradient_checkpointing=on,
+        )  # fmt: skip
+    losses = {on: [e["loss"] for e in read_metrics(out) if e["split"] == "train"] for on, out in outs.items()}
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5) and len(losses[True]) == 3
+    weights = {on: load_file(str(out / "model.safetensors")) for on, out in outs.items()}
+    # the same up to float rounding (the backward pass sums in another order), as with another thread count
+    assert all(torch.allclose(weights[True][k], weights[False][k], atol=1e-5) for k in weights[False])
+    assert build_config("cpu").gradient_checkpointing
+    assert identity(build_config("cpu")) == identity(build_config("cpu", gradient_checkpointing=False))
