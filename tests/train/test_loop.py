@@ -97,8 +97,6 @@ def test_length_grouping_reduces_padding():
 
 
 def test_length_tagged_examples_carry_truncated_token_counts():
-    from llm2rec.llm.tiny import make_tiny_tokenizer
-
     tokenizer = make_tiny_tokenizer()
     titles = ["a b c d e f g h", "a b", "a b"]
     counts = token_counts(tokenizer, titles, max_length=4)
