@@ -207,7 +207,7 @@ PRESETS: dict[str, dict] = {
     # over the same titles lowered it in every run measured (Scientific, lr 2e-4: 0.1433 -> 0.0994 at step
     # 50, 0.1038 at 75; lr 1e-4: 0.1515 -> 0.1158 at 50). Titles are cut at 64 tokens (Scientific's 99th
     # percentile is 66; 20 of 1,567 are longer). Two views of 64 titles hold about 11 GB of activations:
-    # gradient checkpointing brings the stage's peak memory from 19.7 to 9.0 GB in fp32 for about 11% more
+    # gradient checkpointing brings the stage's peak memory from about 20 to 7.8 GB in fp32 for 16% more
     # time, with the same losses (docs/results.md).
     # The kept checkpoint is the one whose vectors do best on the valid split (knn Recall@20).
     "cpu": dict(
