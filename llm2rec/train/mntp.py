@@ -239,17 +239,24 @@ def _build(inputs: StageInputs) -> StageParts:
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     mask_id = resolve_mask_token_id(tokenizer, config.mask_token)
-    lengths = token_counts(tokenizer, train_titles, config.max_length)  # read when length_grouped
     return StageParts(
         model=model,
         tokenizer=tokenizer,
-        train_set=LengthTagged(train_titles, [lengths[t] for t in train_titles]),
+        train_set=_train_set(train_titles, tokenizer, config),
         collator=MNTPCollator(tokenizer, mask_id, config.mask_probability, config.max_length, config.seed),
         loss_fn=mntp_loss,
         eval_set=list(enumerate(eval_titles)) or None,
         eval_fn=mntp_eval,
         record={"mask_token_id": mask_id, "train_titles": len(train_titles), "eval_titles": len(eval_titles)},
     )
+
+
+def _train_set(titles: list[str], tokenizer, config: MNTPConfig) -> list[str]:
+    """The training titles; with ``length_grouped``, tagged with their token counts for the batcher."""
+    if not config.length_grouped:
+        return titles
+    lengths = token_counts(tokenizer, titles, config.max_length)
+    return LengthTagged(titles, [lengths[t] for t in titles])
 
 
 def _summarise(inputs: StageInputs, parts: StageParts, result) -> dict:
