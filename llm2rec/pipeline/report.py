@@ -15,6 +15,7 @@ from pathlib import Path
 from llm2rec.io import atomic_write_text
 from llm2rec.pipeline.layout import RunLayout
 from llm2rec.pipeline.report_groups import group_sections
+from llm2rec.pipeline.report_verdict import verdict_section
 from llm2rec.train import TRAINING_STAGES
 from llm2rec.train.outputs import read_metrics
 
@@ -192,6 +193,7 @@ def build_markdown(layout: RunLayout, results: dict, stage_plots: dict, results_
     ]
     if results_plot:
         lines += [f"![results](plots/{results_plot.name})", ""]
+    lines += verdict_section(results)
     lines += group_sections(results, layout.plots)
     lines += ["## Training curves", ""]
     lines += [f"![{s}](plots/{p.name})" for s, p in stage_plots.items()] or [
