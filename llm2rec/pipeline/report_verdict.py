@@ -89,7 +89,7 @@ def verdict_section(results: dict) -> list[str]:
         if v["short_of"]:
             answer = f"not clearly above {', '.join(v['short_of'])}"
         else:
-            answer = "clearly above every other row on R@10 and N@10"
+            answer = "clearly above every other row of this run on R@10 and N@10"
         lines += [f"**{v['recommender']}, `{v['encoder']}`{where}**: {answer}.", "",
                   "| against | R@10 | N@10 |", "|---|---|---|"]  # fmt: skip
         lines += [f"| {c['encoder']} | " + " | ".join(_cell(*c[m]) for m in VERDICT_METRICS) + " |"
@@ -99,18 +99,19 @@ def verdict_section(results: dict) -> list[str]:
 
 
 def _answers(found: list[dict]) -> list[str]:
-    """One line per dataset × recommender × kind of row: which LLM2Rec row, if any, clears every other."""
-    groups: dict[tuple, list[str]] = {}
+    """One line per dataset × recommender × kind of row: which LLM2Rec row, if any, clears every other, and
+    which rows of this run that means (a run without the ID or MiniLM rows answers only for the rows it has)."""
+    groups: dict[tuple, tuple[list[str], list[str]]] = {}
     for v in found:
-        key = (v["dataset"], v["recommender"], with_id(v["encoder"]))
-        groups.setdefault(key, [])
+        winners, judged = groups.setdefault((v["dataset"], v["recommender"], with_id(v["encoder"])), ([], []))
         if not v["short_of"]:
-            groups[key].append(v["encoder"])
+            winners.append(v["encoder"])
+        judged += [c["encoder"] for c in v["against"] if c["encoder"] not in judged]
     lines = []
-    for (dataset, recommender, text_id), winners in groups.items():
+    for (dataset, recommender, text_id), (winners, judged) in groups.items():
         where = f"`{dataset}`, " if dataset else ""
         kind = "text+ID" if text_id else "text-only"
         answer = (f"yes: {', '.join(f'`{w}`' for w in winners)}" if winners
                   else "no LLM2Rec row is clearly above every other row")  # fmt: skip
-        lines.append(f"- {where}{recommender}, {kind}: {answer}.")
+        lines.append(f"- {where}{recommender}, {kind}: {answer} (against {', '.join(judged)}).")
     return lines

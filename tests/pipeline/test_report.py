@@ -43,7 +43,10 @@ def test_report_files(tmp_path):
     (tmp_path / "pipeline.json").write_text(json.dumps({"csft": {"wall_seconds": 12.5}}))
     md = write_report(tmp_path).read_text()
     assert "![csft](plots/csft_loss.png)" in md and "| csft | 12.5 |" in md and "Table 3" in md
-    assert "## Does LLM2Rec beat every other row?" in md and "- sasrec, text-only: yes: `llm2rec`." in md
+    assert (
+        "## Does LLM2Rec beat every other row?" in md
+        and "- sasrec, text-only: yes: `llm2rec` (against id)." in md
+    )
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<table>" in html
     assert (tmp_path / "plots" / "results.png").stat().st_size > 1000

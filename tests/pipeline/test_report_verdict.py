@@ -59,8 +59,8 @@ def test_section_answers_per_kind_of_row():
     entries = [_entry("llm2rec", 0.150), _entry("llm2rec+pairs", 0.130), _entry("minilm", 0.140),
                _entry("llm2rec+id", 0.150), _entry("minilm+id", 0.149)]  # fmt: skip
     md = "\n".join(verdict_section({"entries": entries}))
-    assert "- sasrec, text-only: yes: `llm2rec`." in md
-    assert "- sasrec, text+ID: no LLM2Rec row is clearly above every other row." in md
+    assert "- sasrec, text-only: yes: `llm2rec` (against minilm)." in md
+    assert "- sasrec, text+ID: no LLM2Rec row is clearly above every other row (against minilm+id)." in md
     assert "**sasrec, `llm2rec+pairs`**: not clearly above minilm." in md
     assert "| minilm | -0.0100 (std 0.0020): not above |" in md
     assert verdict_section({"entries": [_entry("id", 0.1)]}) == []
