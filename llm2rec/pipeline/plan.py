@@ -25,6 +25,10 @@ from llm2rec.train.config import identity
 DATASET, TRAINING, EMBED, SEQREC = "dataset", "training", "embed", "seqrec"
 
 
+# A text+ID row is named after its encoder with this suffix (``minilm+id``); the report reads it back.
+WITH_ID = "+id"
+
+
 @dataclass
 class Stage:
     name: str
@@ -189,7 +193,7 @@ def _seqrec_stage(
     options = {**s["options"], "item_repr": "text+id"} if with_id else s["options"]
     # Checked now (unknown keys, types, choices), not after the LLM stages have run for hours.
     config_from_overrides(model=model, **options).resolved(has_embeddings=enc != "id")
-    row = f"{enc}+id" if with_id else enc
+    row = enc + WITH_ID if with_id else enc
     settings = {"model": model, "seeds": s["seeds"], "options": options}
     return Stage(_on(f"seqrec:{row}:{model}", ds), SEQREC, deps, settings, layout.seqrec(row, model, ds),
                  actions.run_seqrec, extra={"encoder": enc, "row": row, "model": model, "options": options,

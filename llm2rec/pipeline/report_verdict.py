@@ -12,10 +12,10 @@ LLM2Rec rows are not compared with each other: the question is whether one of th
 from __future__ import annotations
 
 from llm2rec.embed.registry import ENCODER_NAMES, encoder_spec
+from llm2rec.pipeline.plan import WITH_ID
 
 VERDICT_METRICS = ("recall@10", "ndcg@10")
 LLM2REC_STAGES = ("contrastive", "contrastive_pairs")
-WITH_ID = "+id"
 
 
 def _base(encoder: str) -> str:
