@@ -81,7 +81,7 @@ def verdict_section(results: dict) -> list[str]:
     lines = ["## Does LLM2Rec beat every other row?", "",
              "Each LLM2Rec row against every other row of its kind (text-only against text-only and ID; "
              "text+ID against text+ID), test split: the difference of means and the larger of the two seed "
-             "stds. *Clearly above* means the difference is larger than that std. "
+             "stds. **Clearly above** means the difference is larger than that std. "
              "(`llm2rec/pipeline/report_verdict.py`)", ""]  # fmt: skip
     lines += [*_answers(found), ""]
     for v in found:
