@@ -24,19 +24,23 @@ from llm2rec.errors import ConfigError
 
 ITEM_REPRS = ("id", "text", "text+id")
 ADAPTERS = ("linear", "mlp")
-VECTOR_NORMS = ("none", "scale", "center", "l2", "center-l2")
+VECTOR_NORMS = ("none", "scale", "center", "l2", "center-l2", "standardize")
 
 
 def normalise_vectors(
     vectors: np.ndarray, how: str = "none", reference: np.ndarray | None = None
 ) -> np.ndarray:
     """Optional preprocessing of raw vectors (row 0 stays as given): one global scale (mean norm 1),
-    centring and/or L2 normalisation. The statistics (mean norm, mean vector) come from ``reference``
-    when given (new items normalised as the catalogue was), else from ``vectors``.
+    centring, L2 normalisation, or per-dimension standardisation. The statistics (mean norm, mean vector,
+    per-dimension std) come from ``reference`` when given (new items normalised as the catalogue was),
+    else from ``vectors``.
 
     Raw LLM mean-pooled vectors are large (norm ≈ 44 for SmolLM2) and nearly parallel; ``scale`` only fixes
     the size, which the adapter's initialisation expects, and keeps the geometry; centring removes the
-    shared direction.
+    shared direction. ``standardize`` also evens out the dimensions (a few SmolLM2 dimensions have 5-10
+    times the median spread; under Adam a dimension's share of each adapter step grows with its size):
+    every dimension centred to mean 0 and scaled to std ``1/sqrt(d)``, so the mean norm is about 1 as with
+    ``scale``. A dimension that is constant over the catalogue becomes 0.
     """
     if how not in VECTOR_NORMS:
         raise ConfigError(f"vector normalisation must be one of {', '.join(VECTOR_NORMS)}, not {how!r}")
@@ -49,6 +53,10 @@ def normalise_vectors(
         items -= stats.mean(axis=0, keepdims=True)
     if how in ("l2", "center-l2"):
         items /= np.maximum(np.linalg.norm(items, axis=1, keepdims=True), 1e-12)
+    if how == "standardize":
+        std = stats.std(axis=0, keepdims=True)
+        items -= stats.mean(axis=0, keepdims=True)
+        items *= np.where(std > 1e-12, 1.0 / np.maximum(std, 1e-12), 0.0) / np.sqrt(items.shape[1])
     return out
 
 

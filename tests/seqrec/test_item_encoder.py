@@ -47,3 +47,17 @@ def test_scale_normalisation_keeps_every_angle():
         out[1:] / norms[:, None], vecs[1:] / np.linalg.norm(vecs[1:], axis=1)[:, None]
     )
     assert out[0].tolist() == [0, 0]
+
+
+def test_standardize_evens_out_dimensions_with_the_catalogue_statistics():
+    rng = np.random.default_rng(0)
+    vecs = np.zeros((6, 3), dtype=np.float32)
+    vecs[1:] = rng.normal(size=(5, 3)) * [1.0, 10.0, 0.0] + [0.0, 40.0, 7.0]  # one big dim, one constant
+    out = normalise_vectors(vecs, "standardize")
+    np.testing.assert_allclose(out[1:].mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[1:].std(axis=0), [1 / np.sqrt(3), 1 / np.sqrt(3), 0.0], rtol=1e-5)
+    assert out[0].tolist() == [0, 0, 0]
+    # A new item is normalised with the catalogue's mean and std, not its own.
+    new = np.zeros((2, 3), dtype=np.float32)
+    new[1] = vecs[1]
+    np.testing.assert_allclose(normalise_vectors(new, "standardize", reference=vecs)[1], out[1], rtol=1e-5)
