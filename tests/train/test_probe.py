@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from llm2rec.embed.encoder import Encoder
 from llm2rec.embed.extract import embed_items
@@ -120,3 +121,37 @@ def test_select_by_sasrec_keeps_the_checkpoint_with_the_best_valid_sasrec(settin
     best = max(evals, key=lambda e: (e["sasrec_recall@20"], -e["step"]))
     record = json.loads((out / "contrastive.json").read_text())
     assert record["best_step"] == best["step"] and record["config"]["select_by"] == "sasrec"
+
+
+def test_the_sasrec_probe_leaves_the_training_rngs_as_they_were(setting):
+    """Evaluating a checkpoint must not change what the stage trains next (its dropout, its batches)."""
+    import random
+
+    from llm2rec.train.probe import ValidSASRecProbe
+
+    tokenizer, model, dataset = setting
+    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, patience=2)
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    probe(model)
+    after = (torch.rand(3), np.random.rand(3), random.random())
+    torch.testing.assert_close(after[0], expected[0])
+    np.testing.assert_array_equal(after[1], expected[1])
+    assert after[2] == expected[2]
+
+
+def test_select_by_sasrec_trains_the_same_weights_as_select_by_knn(setting, tmp_path):
+    from llm2rec.train.contrastive import run_contrastive
+    from llm2rec.train.outputs import read_metrics
+
+    tokenizer, _, dataset = setting
+    base = save_pretrained_atomic(make_tiny_model("llama", tokenizer, seed=4), tokenizer, tmp_path / "base")
+    losses = {}
+    for select_by in ("knn", "sasrec"):
+        out = run_contrastive(
+            base, dataset.root, tmp_path / select_by, preset="cpu", max_steps=3, eval_every=1, log_every=1,
+            batch_size=8, micro_batch=8, lr=5e-3, select_by=select_by, progress=False,
+        )  # fmt: skip
+        losses[select_by] = [e["loss"] for e in read_metrics(out) if e["split"] == "train"]
+    assert len(losses["knn"]) == 3 and losses["sasrec"] == losses["knn"]
