@@ -41,7 +41,9 @@ def seqrec(
     adapter: str = typer.Option("linear", help="Adapter for text vectors: linear (the paper's) or mlp."),
     finetune_vectors: bool = typer.Option(False, "--finetune-vectors", help="Train the text vectors too."),
     vector_norm: str = typer.Option(
-        "none", help="Preprocess text vectors: none, scale (mean norm 1), center, l2, center-l2, standardize (per dimension)."
+        "none",
+        help="Preprocess text vectors: none, scale (mean norm 1), center, l2, center-l2, "
+        "standardize (per dimension).",
     ),
     epochs: int = typer.Option(500, help="Maximum epochs."),
     eval_every: int = typer.Option(1, help="Validate every k epochs (the paper: 5)."),

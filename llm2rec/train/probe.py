@@ -140,10 +140,10 @@ class ValidSASRecProbe(ValidKnnProbe):
 def global_rng_kept(device: torch.device):
     """Run a block that seeds and draws from the global RNGs (torch, numpy, random), then put them back.
 
-    The SASRec probe reseeds torch for its recommender; without this, each evaluation would change the
-    stage's later dropout masks and batches, so training with ``select_by: sasrec`` would train different
-    weights from the same settings without it (found on Scientific: the contrastive loss parted after the
-    first probe, 2.093 against 2.138 at step 10)."""
+    The SASRec probe reseeds torch for its recommender. Without this, each evaluation changed the stage's
+    later dropout masks, so a stage with ``select_by: sasrec`` trained other weights than the same stage
+    with ``select_by: knn`` (found on Scientific: the contrastive loss parted after the first probe,
+    2.138 against 2.093 at step 10)."""
     numpy_state, python_state = np.random.get_state(), random.getstate()
     cuda = [device.index or 0] if device.type == "cuda" else []
     try:
