@@ -26,6 +26,7 @@ Layout of a prepared directory (all tables Parquet):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -131,8 +132,27 @@ class Dataset:
 
     @property
     def checksum(self) -> str:
-        """sha256 of manifest.json, which itself holds the sha256 of every table: one id for the data."""
+        """One id for the data: sha256 over the tables' names and sha256s as the manifest records them.
+
+        It leaves out the rest of the manifest (its creation time, the input's path), so the same tables
+        prepared twice, another day or into another directory, keep one id and each other's vectors and
+        models. A manifest without table checksums falls back to its own sha256."""
+        tables = self.manifest.get("tables")
+        if not tables:
+            return self.manifest_sha256
+        canonical = json.dumps(sorted(tables.items()), separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def manifest_sha256(self) -> str:
+        """sha256 of manifest.json: the id vectors and models recorded before ``checksum`` left the manifest's
+        creation time out (2026-12-05); still accepted, see :attr:`known_checksums`."""
         return sha256_file(self.root / "manifest.json")
+
+    @property
+    def known_checksums(self) -> tuple[str, ...]:
+        """Every id a vector file or a saved model may have recorded for this data."""
+        return (self.checksum, self.manifest_sha256)
 
     def verify(self) -> None:
         """Every table exists and matches the manifest's sha256 and row count (when it records them)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,15 @@ def read_item_vectors(path: str | Path) -> tuple[np.ndarray, dict]:
     return np.load(path, allow_pickle=False), meta
 
 
-def load_item_vectors(path: str | Path, num_items: int, dataset_checksum: str | None = None) -> np.ndarray:
+def load_item_vectors(
+    path: str | Path, num_items: int, dataset_checksum: str | Sequence[str] | None = None
+) -> np.ndarray:
     """Load and check an item-vector file: (N+1, d) float32, finite, matching the dataset's metadata.
 
     When ``<name>.json`` sits beside ``<name>.npy``, its ``num_items``, ``dim`` and ``dataset_checksum``
     must match, which catches vectors extracted for another dataset (or another item order) even when the
-    row count happens to agree.
+    row count happens to agree. ``dataset_checksum`` may list several accepted ids
+    (:attr:`~llm2rec.data.dataset.Dataset.known_checksums`); the first is the one reported.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,7 +107,9 @@ def _check_array(path: Path, vectors: np.ndarray, num_items: int) -> None:
         )
 
 
-def _check_metadata(path: Path, dim: int, num_items: int, dataset_checksum: str | None) -> None:
+def _check_metadata(
+    path: Path, dim: int, num_items: int, dataset_checksum: str | Sequence[str] | None
+) -> None:
     meta_path = metadata_path(path)
     if not meta_path.is_file():
         return
@@ -115,10 +121,11 @@ def _check_metadata(path: Path, dim: int, num_items: int, dataset_checksum: str 
                 meta_path, f"says {key} {meta[key]}: vectors were made for {meta[key]} {what} {actual}"
             )
     recorded = meta.get("dataset_checksum")
-    if dataset_checksum and recorded and recorded != dataset_checksum:
+    accepted = [dataset_checksum] if isinstance(dataset_checksum, str) else list(dataset_checksum or [])
+    if accepted and recorded and recorded not in accepted:
         raise DataFormatError(
             meta_path,
-            f"vectors were made for dataset {str(recorded)[:12]}…, not this one ({dataset_checksum[:12]}…): "
+            f"vectors were made for dataset {str(recorded)[:12]}…, not this one ({accepted[0][:12]}…): "
             "item rows may be in another order; re-run `llm2rec embed` on this dataset",
         )
 

@@ -170,7 +170,7 @@ def _item_vectors(cfg: SeqRecConfig, dataset, embeddings) -> tuple:
         return None, None
     if embeddings is None:
         return None, None
-    vectors = load_item_vectors(embeddings, dataset.num_items, dataset.checksum)
+    vectors = load_item_vectors(embeddings, dataset.num_items, dataset.known_checksums)
     if rank_below_two(vectors[1:]):
         log.warning("%s: every item vector is a multiple of one vector (rank < 2): text rows can "
                     "hardly tell items apart", embeddings)  # fmt: skip

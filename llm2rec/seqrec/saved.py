@@ -35,7 +35,7 @@ def load_models(results_dir: str | Path, dataset_dir: str | Path | None = None, 
     record = _read_record(results_dir)
     cfg = validated(SeqRecConfig, record["config"], where="config")
     dataset = Dataset.load(dataset_dir or record["dataset"]["path"])
-    if dataset.checksum != record["dataset"]["checksum"]:
+    if record["dataset"]["checksum"] not in dataset.known_checksums:
         raise DataFormatError(
             dataset.root, f"is not the dataset {results_dir} was trained on (checksum differs)"
         )
@@ -44,7 +44,7 @@ def load_models(results_dir: str | Path, dataset_dir: str | Path | None = None, 
         path = Path(record["embeddings"]["path"])
         if sha256_file(path) != record["embeddings"]["sha256"]:
             raise DataFormatError(path, f"is not the embeddings file {results_dir} was trained with")
-        vectors = load_item_vectors(path, dataset.num_items, dataset.checksum)
+        vectors = load_item_vectors(path, dataset.num_items, dataset.known_checksums)
     data = SeqRecData.from_dataset(dataset, supervise=cfg.supervise, windows=cfg.windows)
     models = {}
     for file in sorted(results_dir.glob(f"seed-*/{MODEL_FILE}")):

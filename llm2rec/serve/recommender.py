@@ -137,7 +137,7 @@ class Recommender:
             return None
         from llm2rec.data.vectors import load_item_vectors
 
-        return load_item_vectors(self.embeddings, self.dataset.num_items, self.dataset.checksum)
+        return load_item_vectors(self.embeddings, self.dataset.num_items, self.dataset.known_checksums)
 
     # ------------------------------------------------------------------------------- recommending
     def resolve(self, ref) -> int:
