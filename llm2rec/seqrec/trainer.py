@@ -163,5 +163,20 @@ def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: 
             )
             break
     bar.close()
+    _warn_if_cut_short(len(curve), best_epoch, cfg)
     model.load_state_dict(best_state)
     return TrainResult(best_epoch, best_valid, len(curve), time.perf_counter() - started, curve)
+
+
+def _warn_if_cut_short(epochs_run: int, best_epoch: int, cfg: TrainConfig) -> None:
+    """Say so when the epoch cap, not patience, ended a run that was still improving: such a row is scored
+    before it converged (the demo's 15-epoch cap once ranked raw LLM vectors 0.08 too low)."""
+    if epochs_run == cfg.epochs and cfg.epochs - best_epoch < cfg.patience:
+        log.warning(
+            "stopped at the epoch cap (%d) with the best %s at epoch %d, fewer than patience (%d) epochs "
+            "before it: the model may not have converged; raise epochs",
+            cfg.epochs,
+            cfg.valid_metric,
+            best_epoch,
+            cfg.patience,
+        )

@@ -36,6 +36,22 @@ def test_early_stopping_restores_the_best_epoch(cyclic_dataset, monkeypatch):
     )
 
 
+def test_a_run_the_epoch_cap_ends_while_improving_is_flagged(cyclic_dataset, monkeypatch, caplog):
+    data = SeqRecData.from_dataset(cyclic_dataset)
+    scores = {"rising": iter([0.1, 0.2, 0.3, 0.4]), "converged": iter([0.1, 0.4, 0.3, 0.3])}
+    for name, scripted in scores.items():
+        monkeypatch.setattr(
+            trainer, "evaluate", lambda *a, scripted=scripted, **k: {"recall@20": next(scripted)}
+        )
+        caplog.clear()
+        with caplog.at_level("WARNING", logger=trainer.log.name):
+            fit(_small_sasrec(data), data, TrainConfig(epochs=4, patience=2, progress=False), seed=0)
+        flagged = "may not have converged" in caplog.text
+        assert flagged == (name == "rising"), (
+            name
+        )  # best at 4 of 4 is flagged; best at 2, then 2 flat, is not
+
+
 def test_eval_every_k_epochs(cyclic_dataset):
     data = SeqRecData.from_dataset(cyclic_dataset)
     model = _small_sasrec(data)
