@@ -46,10 +46,9 @@ def test_a_run_the_epoch_cap_ends_while_improving_is_flagged(cyclic_dataset, mon
         caplog.clear()
         with caplog.at_level("WARNING", logger=trainer.log.name):
             fit(_small_sasrec(data), data, TrainConfig(epochs=4, patience=2, progress=False), seed=0)
+        # best at epoch 4 of 4 is flagged; best at 2, then 2 epochs without gain (patience), is not
         flagged = "may not have converged" in caplog.text
-        assert flagged == (name == "rising"), (
-            name
-        )  # best at 4 of 4 is flagged; best at 2, then 2 flat, is not
+        assert flagged == (name == "rising"), name
 
 
 def test_eval_every_k_epochs(cyclic_dataset):
