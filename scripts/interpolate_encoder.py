@@ -18,6 +18,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from llm2rec.io import atomic_dir
+
 WEIGHTS = "model.safetensors"
 
 
@@ -50,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists():
         raise SystemExit(f"error: {args.out} exists; choose a new directory")
     merged = interpolate(base_weights(args.start), base_weights(args.end), args.alpha)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    shutil.copytree(args.end, tmp, ignore=shutil.ignore_patterns(WEIGHTS))
-    save_file(merged, tmp / WEIGHTS, metadata={"format": "pt"})
-    tmp.rename(args.out)  # whole directory or nothing
+    with atomic_dir(args.out) as tmp:  # whole directory or nothing
+        shutil.copytree(args.end, tmp, ignore=shutil.ignore_patterns(WEIGHTS), dirs_exist_ok=True)
+        save_file(merged, tmp / WEIGHTS, metadata={"format": "pt"})
     print(f"wrote {args.out}: {len(merged)} tensors, alpha {args.alpha}")
     return 0
 
