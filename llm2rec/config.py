@@ -224,6 +224,19 @@ def dataset_spec(**values) -> dict:
     return validated(_Dataset, given, where="dataset").model_dump()
 
 
+def embed_settings(**values) -> dict:
+    """A complete, checked ``embed`` section: :data:`DEFAULTS`' values, then ``values`` (what
+    ``llm2rec embed`` was given: its flags, then its ``--set`` assignments); unknown keys are errors."""
+    given = {k: v for k, v in values.items() if v is not None}
+    unknown = sorted(set(given) - set(_Embed.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(f'embed.{k}' for k in unknown)}: unknown setting (a typo?); "
+            f"the embed settings are {', '.join(_Embed.model_fields)}"
+        )
+    return validated(_Embed, given, where="embed").model_dump()
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys silently; a config that says a setting twice is refused."""
 

@@ -16,29 +16,35 @@ def embed(
     dataset: Path = opt.dataset_dir(),
     out: Path = typer.Option(..., "--out", help="Output FILE.npy (metadata goes to FILE.json)."),
     pooling: str = typer.Option(None, help="mean or last (default: the encoder's; causal models: last)."),
-    template: str = typer.Option("{title}", help="Item text, from item columns, e.g. '{title}'."),
-    normalize: bool = typer.Option(False, "--normalize", help="L2-normalise the vectors."),
+    template: str = typer.Option(None, help="Item text, from item columns (default '{title}')."),
+    normalize: bool = typer.Option(None, "--normalize", help="L2-normalise the vectors."),
     bidirectional: bool = typer.Option(
         None, "--bidirectional/--causal", help="Attention mode (default: what the encoder's config records)."
     ),
-    batch_size: int = typer.Option(32, help="Texts per forward pass."),
+    batch_size: int = typer.Option(None, help="Texts per forward pass (default 32)."),
     max_length: int = typer.Option(512, help="Truncate texts to this many tokens."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if llm2rec wrote it."),
+    set_: list[str] = opt.assignments(
+        "A setting of a run config's embed section (template, normalize, batch_size), e.g. --set batch_size=64."
+    ),
 ) -> None:
     """Encode every item of a dataset into an (N+1, d) float32 .npy (row 0 = zeros)."""
+    from llm2rec.config import embed_settings
     from llm2rec.embed.extract import embed_items
 
+    # The run config's embed section, the same settings `llm2rec run` gives its embedding stages.
+    settings = embed_settings(
+        **opt.overrides(set_, template=template, normalize=normalize, batch_size=batch_size)
+    )
     path = embed_items(
         encoder,
         dataset,
         out,
         pooling=pooling,
-        template=template,
-        normalize=normalize,
         bidirectional=bidirectional,
-        batch_size=batch_size,
         max_length=max_length,
         overwrite=overwrite,
+        **settings,
     )
     opt.echo_main(f"item embeddings written to {path}")
 
