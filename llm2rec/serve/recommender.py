@@ -1,17 +1,22 @@
 """A trained run as a recommender: ``Recommender.load(RUN_DIR, encoder=...).recommend(history, k)``.
 
 It reloads one saved recommender of a run (``RUN/seqrec/[<dataset>/]<encoder>-<model>/seed-<s>/``, the
-weights the results came from) with its dataset. A history item is an item id, an item key (e.g. an
-ASIN) or a title (exact, case and spacing ignored). A title that is not in the catalogue is a *new item*:
-it is embedded on the fly with the run's own encoder (the model, pooling, attention, template and
-normalisation recorded beside the item vectors) and goes through the recommender's adapter like every
-other item, so it can be in the history and be recommended (the inductive case text embeddings exist for).
-ID-only recommenders cannot take new items.
+weights the results came from) with its dataset. A history entry is an item id, an item key (e.g. an
+ASIN) or a title, read by the rule of :mod:`llm2rec.serve.history` (``id:`` / ``key:`` / ``title:``
+prefixes; a bare number is never an id). A title that is not in the catalogue is a *new title*: it is
+embedded with the run's own encoder (the model, pooling, attention, template and normalisation recorded
+beside the item vectors) and goes through the recommender's adapter like every other item, so it can be in
+the history and be recommended, *in that request only*: the catalogue a recommender shares between
+requests changes only through an explicit :meth:`Recommender.add_items`. One ``Recommender`` may serve
+concurrent requests (threads): each request reads one immutable catalogue snapshot; ``add_items`` swaps
+in a new one under a lock; the text encoder is loaded once and embeds one batch at a time.
+ID-only recommenders cannot take new titles.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +24,12 @@ import numpy as np
 import torch
 
 from llm2rec.errors import ConfigError
+from llm2rec.serve.history import Catalogue, HistoryEntry, norm_title
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    item_id: int  # > num_items: a new item added to this recommender (not in the dataset)
+    item_id: int  # > the dataset's items: a new title (of this request, or added with add_items)
     title: str
     score: float
     new: bool = False
@@ -32,8 +38,15 @@ class Recommendation:
         return self.item_id, self.title, self.score
 
 
-def _norm(text: str) -> str:
-    return " ".join(str(text).split()).casefold()
+@dataclass(frozen=True)
+class Ranking:
+    """One request's answer: how each history entry was read, and the top items, best first. A new
+    title of the request has id ``catalogue size + j`` (j = 1, 2, ... in order of first mention), valid in
+    this answer only."""
+
+    history: list[HistoryEntry]
+    items: list[Recommendation]
+    new_titles: list[str]
 
 
 class Recommender:
@@ -48,17 +61,16 @@ class Recommender:
         self.record = (
             json.loads(metadata_path(self.embeddings).read_text(encoding="utf-8")) if embeddings else None
         )
-        self.titles: list[str] = list(dataset.titles)
-        self.keys: list[str] = [""] * (dataset.num_items + 1)
+        keys = [""] * (dataset.num_items + 1)
         for item_id, key in zip(dataset.items["item_id"], dataset.items["key"], strict=True):
-            self.keys[int(item_id)] = str(key)
-        self._by_key = {k: i for i, k in enumerate(self.keys) if k}
-        self._by_title = {}
-        for i, title in enumerate(self.titles[1:], start=1):
-            self._by_title.setdefault(_norm(title), i)
+            keys[int(item_id)] = str(key)
         with torch.no_grad():
-            self.table = model.item_encoder.table().detach().clone()
+            table = model.item_encoder.table().detach().clone()
+        self._catalogue = Catalogue.build(list(dataset.titles), keys, table)
+        self._add_lock = threading.Lock()  # add_items: one writer at a time
+        self._embed_lock = threading.Lock()  # the text encoder: loaded once, one batch at a time
         self._encoder = None
+        self._reference: np.ndarray | None = None  # the catalogue's raw vectors (normalisation statistics)
 
     # --------------------------------------------------------------------------------------- loading
     @classmethod
@@ -88,91 +100,146 @@ class Recommender:
         embeddings = (record.get("embeddings") or {}).get("path")
         return cls(models[name], ds, cfg, embeddings, name=f"{encoder}-{recommender}/{name}")
 
-    # ------------------------------------------------------------------------------------ new items
+    # ------------------------------------------------------------------------------------ catalogue
+    @property
+    def catalogue(self) -> Catalogue:
+        """The current catalogue snapshot (immutable; ``add_items`` replaces it)."""
+        return self._catalogue
+
     @property
     def num_items(self) -> int:
-        return len(self.titles) - 1
+        return self._catalogue.size
+
+    @property
+    def titles(self) -> tuple[str, ...]:
+        return self._catalogue.titles
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self._catalogue.keys
+
+    @property
+    def table(self) -> torch.Tensor:
+        return self._catalogue.table
+
+    @property
+    def takes_new_titles(self) -> bool:
+        return self.record is not None and self.cfg.item_repr != "id"
 
     def add_items(self, titles: list[str]) -> list[int]:
-        """Embed ``titles`` with the run's encoder and add them as new items; returns their ids."""
-        if not titles:
-            return []
-        if self.record is None or self.cfg.item_repr == "id":
+        """Add ``titles`` to the catalogue for good (embedded with the run's encoder) and return their ids,
+        in order. A title the catalogue already holds (case and spacing ignored), or one given twice, is
+        not added again: its existing id is returned. This is the only call that changes the catalogue;
+        recommending never does."""
+        clean = [" ".join(str(t).split()) for t in titles]
+        if any(not t for t in clean):
+            raise ConfigError("add_items: an empty title")
+        with self._add_lock:
+            cat = self._catalogue
+            unseen: dict[str, str] = {}  # the first spelling of each title the catalogue lacks
+            for t in clean:
+                if cat.find_title(t) is None:
+                    unseen.setdefault(norm_title(t), t)
+            if unseen:
+                fresh = list(unseen.values())
+                cat = cat.extended(fresh, self._embed_rows(fresh))
+                self._catalogue = cat
+        return [cat.find_title(t) for t in clean]
+
+    def _embed_rows(self, titles: list[str]) -> torch.Tensor:
+        """``titles`` as rows of the item table: the run's encoder, normalisation and adapter."""
+        if not self.takes_new_titles:
             raise ConfigError(
                 f"{self.name} is an ID-only recommender: it cannot rank a title it has never seen "
-                "(choose a text encoder, e.g. --encoder llm2rec)"
+                f"({titles[0]!r}; choose a text encoder, e.g. --encoder llm2rec)"
             )
         vectors = self._embed(titles)
+        table = self._catalogue.table
         with torch.no_grad():
-            rows = self.model.item_encoder.adapter(torch.from_numpy(vectors).to(self.table.device))
-        self.table = torch.cat([self.table, rows.to(self.table.dtype)])
-        first = len(self.titles)
-        for offset, title in enumerate(titles):
-            self.titles.append(title)
-            self.keys.append("")
-            self._by_title.setdefault(_norm(title), first + offset)
-        return list(range(first, first + len(titles)))
+            rows = self.model.item_encoder.adapter(torch.from_numpy(vectors).to(table.device))
+        return rows.to(table.dtype)
 
     def _embed(self, titles: list[str]) -> np.ndarray:
-        from llm2rec.embed.encoder import Encoder
         from llm2rec.seqrec.item_encoder import normalise_vectors
 
-        r = self.record
+        template = self.record.get("template", "{title}")
+        texts = [_fill(template, t) for t in titles]
+        with self._embed_lock:
+            encoder = self._load_encoder()
+            vectors = encoder.encode(texts, normalize=bool(self.record.get("normalize")))
+            if self._reference is None and self.cfg.vector_norm != "none":
+                from llm2rec.data.vectors import load_item_vectors
+
+                self._reference = load_item_vectors(
+                    self.embeddings, self.dataset.num_items, self.dataset.known_checksums
+                )
+        padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
+        # The run's normalisation with the catalogue's statistics (its mean vector, its mean norm).
+        return normalise_vectors(padded, self.cfg.vector_norm, reference=self._reference)[1:]
+
+    def _load_encoder(self):
         if self._encoder is None:
+            from llm2rec.embed.encoder import Encoder
+
+            r = self.record
             kwargs = (
                 {}
                 if r["encoder_kind"] != "llm"
                 else {"pooling": r["pooling"], "bidirectional": r["bidirectional"]}
             )
             self._encoder = Encoder.load(r["encoder"], **kwargs)
-        template = r.get("template", "{title}")
-        texts = [_fill(template, t) for t in titles]
-        vectors = self._encoder.encode(texts, normalize=bool(r.get("normalize")))
-        padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
-        # The run's normalisation with the catalogue's statistics (its mean vector, its mean norm).
-        return normalise_vectors(padded, self.cfg.vector_norm, reference=self._catalogue_vectors())[1:]
-
-    def _catalogue_vectors(self) -> np.ndarray | None:
-        if self.cfg.vector_norm == "none":
-            return None
-        from llm2rec.data.vectors import load_item_vectors
-
-        return load_item_vectors(self.embeddings, self.dataset.num_items, self.dataset.known_checksums)
+        return self._encoder
 
     # ------------------------------------------------------------------------------- recommending
-    def resolve(self, ref) -> int:
-        """An item id, key or catalogue title → item id; an unknown title is added as a new item."""
-        if isinstance(ref, int | np.integer) or (isinstance(ref, str) and ref.strip().isdigit()):
-            item = int(ref)
-            if 1 <= item <= self.num_items:
-                return item
-            raise ConfigError(f"item id {item} is not in 1..{self.num_items}")
-        text = str(ref).strip()
-        if not text:
-            raise ConfigError("an empty history item")
-        if text in self._by_key:
-            return self._by_key[text]
-        found = self._by_title.get(_norm(text))
-        return found if found is not None else self.add_items([text])[0]
+    def read_history(self, history) -> list[HistoryEntry]:
+        """How each entry of ``history`` is read (id / key / title / new), without embedding anything."""
+        cat = self._catalogue
+        return [cat.read(h) for h in history]
+
+    def recommend(self, history, k: int = 10, exclude_history: bool = False) -> list[Recommendation]:
+        """The top ``k`` items after ``history`` (oldest first), best first (see :meth:`rank`)."""
+        return self.rank(history, k, exclude_history).items
 
     @torch.no_grad()
-    def recommend(self, history, k: int = 10, exclude_history: bool = False) -> list[Recommendation]:
-        """The top ``k`` items after ``history`` (oldest first), best first."""
+    def rank(self, history, k: int = 10, exclude_history: bool = False) -> Ranking:
+        """The top ``k`` items after ``history`` (oldest first), best first. The recommender reads the last
+        ``max_history`` entries (as in training); ``exclude_history`` leaves out every item of the whole
+        history, so fewer than ``k`` may come back. New titles are ranked in this request only; ``k`` may
+        be at most the catalogue's size plus the request's new titles."""
         if not history:
             raise ConfigError("a history needs at least one item")
-        if k < 1:
-            raise ConfigError(f"k must be ≥ 1, not {k}")
-        ids = [self.resolve(h) for h in history][-self.dataset.max_history :]
-        histories = torch.tensor([ids], device=self.table.device)
+        cat = self._catalogue  # one snapshot for the whole request
+        entries = [cat.read(h) for h in history]
+        slots = {norm_title(e.title): None for e in entries if e.kind == "new"}
+        new_titles = []
+        for e in entries:
+            if e.kind == "new" and slots[norm_title(e.title)] is None:
+                new_titles.append(e.title)
+                slots[norm_title(e.title)] = cat.size + len(new_titles)
+        ids = [e.item_id if e.kind != "new" else slots[norm_title(e.title)] for e in entries]
+        candidates = cat.size + len(new_titles)
+        if not 1 <= k <= candidates:
+            raise ConfigError(f"k must be in 1..{candidates} (the catalogue's items"
+                              f"{' and this request’s new titles' if new_titles else ''}), not {k}")  # fmt: skip
+        table = cat.table if not new_titles else torch.cat([cat.table, self._embed_rows(new_titles)])
+        recent = ids[-self.dataset.max_history :]
         states = self.model.user_states(
-            histories, torch.tensor([len(ids)], device=self.table.device), self.table
+            torch.tensor([recent], device=table.device),
+            torch.tensor([len(recent)], device=table.device),
+            table,
         )
-        scores = (states @ self.table[1:].T)[0].float()
+        scores = (states @ table[1:].T)[0].float()
         if exclude_history:
-            scores[torch.tensor(ids) - 1] = float("-inf")
-        top = torch.topk(scores, min(k, scores.numel()))
-        return [Recommendation(int(i) + 1, self.titles[int(i) + 1], float(s), new=int(i) + 1 > self.dataset.num_items)
-                for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)]  # fmt: skip
+            scores[torch.tensor(sorted(set(ids))) - 1] = float("-inf")
+        top = torch.topk(scores, k)
+        items = []
+        for s, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            if s == float("-inf"):
+                break
+            item = i + 1
+            title = cat.titles[item] if item <= cat.size else new_titles[item - cat.size - 1]
+            items.append(Recommendation(item, title, float(s), new=item > self.dataset.num_items))
+        return Ranking(entries, items, new_titles)
 
 
 def _fill(template: str, title: str) -> str:

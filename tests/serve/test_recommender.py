@@ -11,35 +11,13 @@ import time
 import pytest
 import torch
 
-from llm2rec.config import load_config
 from llm2rec.errors import ConfigError
-from llm2rec.pipeline import run_pipeline
 from llm2rec.serve.recommender import Recommender
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from llm2rec.llm.backbone import save_pretrained_atomic
-    from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
-
-    root = tmp_path_factory.mktemp("serve")
-    tok = make_tiny_tokenizer()
-    save_pretrained_atomic(make_tiny_model("llama", tok), tok, root / "model")
-    overrides = [
-        f"model={root / 'model'}",
-        "dataset={format: builtin, num_users: 120, num_items: 100}",
-        "encoders=[id, csft]",
-        "csft={max_steps: 2, eval_every: 2, save_every: 2, batch_size: 4, micro_batch: 4, warmup_steps: 0,"
-        " generation_samples: 0, eval_samples: 8, progress: false}",
-        "seqrec={models: [sasrec], seeds: [1], options: {epochs: 2, hidden: 16, ffn: 32}}",
-    ]
-    run_pipeline(load_config(None, overrides), root / "run")
-    return root / "run"
 
 
 def test_recommend_ranks_like_the_saved_model(tiny_run):
     rec = Recommender.load(tiny_run, encoder="csft")
-    history = [rec.titles[3], 7, rec.keys[9]]  # a title, an id, a key
+    history = [rec.titles[3], 7, rec.keys[9]]  # a title, an id (a number), a key
     top = rec.recommend(history, k=5)
     assert len(top) == 5 and [r.score for r in top] == sorted((r.score for r in top), reverse=True)
     # The same scores as the model's own forward pass over the catalogue.
@@ -55,15 +33,17 @@ def test_recommend_ranks_like_the_saved_model(tiny_run):
 def test_a_new_title_is_embedded_and_ranked_with_the_catalogue(tiny_run):
     rec = Recommender.load(tiny_run, encoder="csft")
     n = rec.num_items
-    top = rec.recommend([rec.titles[1], "Zorblax Ultra Q-999 Hover Board, Teal, Limited"], k=3)
-    assert rec.num_items == n + 1 and rec.titles[n + 1].startswith("Zorblax")
-    added = rec.add_items(["Another Unseen Gadget X-1", "A Third Unseen Thing"])
-    assert added == [n + 2, n + 3]
+    title = "Zorblax Ultra Q-999 Hover Board, Teal, Limited"
+    ranking = rec.rank([rec.titles[1], title], k=n + 1)
+    assert [(e.kind, e.item_id) for e in ranking.history] == [("title", 1), ("new", None)]
+    assert ranking.new_titles == [title] and [r.title for r in ranking.items if r.new] == [title]
+    assert rec.num_items == n  # ranked in its own request only
+    added = rec.add_items(["Another Unseen Gadget X-1", "A Third Unseen Thing"])  # explicit: for good
+    assert added == [n + 1, n + 2]
     everything = rec.recommend([1, 2], k=rec.num_items)
-    assert {r.item_id for r in everything if r.new} == {n + 1, n + 2, n + 3} and len(top) == 3
-    # The same title again is the same new item, not another one.
-    rec.recommend(["zorblax ultra q-999 hover board, teal, limited"], k=1)
-    assert rec.num_items == n + 3
+    assert {r.item_id for r in everything if r.new} == {n + 1, n + 2}
+    # An added title is then a catalogue title (case and spacing ignored), not another new one.
+    assert rec.read_history(["a third  UNSEEN thing"])[0].item_id == n + 2
 
 
 def test_an_id_only_recommender_refuses_new_titles_and_bad_ids(tiny_run):
@@ -84,19 +64,11 @@ def test_the_recommend_command(tiny_run, tmp_path):
 
     new = tmp_path / "new.txt"
     new.write_text("Brand New Item One\nBrand New Item Two\n")
-    done = CliRunner().invoke(app, ["recommend", str(tiny_run), "--encoder", "csft", "--history", "1",
-                                    "--history", "2", "--k", "200", "--add-items", str(new)])  # fmt: skip
+    k = Recommender.load(tiny_run, encoder="csft").num_items + 2
+    done = CliRunner().invoke(app, ["recommend", str(tiny_run), "--encoder", "csft", "--history", "id:1",
+                                    "--history", "id:2", "--k", str(k), "--add-items", str(new)])  # fmt: skip
     assert done.exit_code == 0, done.output
     assert "Brand New Item One" in done.output and "(new)" in done.output
-
-
-@pytest.fixture(scope="module")
-def client(tiny_run):
-    from fastapi.testclient import TestClient
-
-    from llm2rec.serve.app import RunService, create_app
-
-    return TestClient(create_app(RunService(tiny_run)))
 
 
 def test_the_web_api(client):
@@ -105,9 +77,12 @@ def test_the_web_api(client):
     users = client.get("/api/users?limit=3").json()
     assert len(users) == 3 and users[0]["target_title"]
     out = client.post("/api/recommend", json={"history": users[0]["history"], "k": 4}).json()
-    assert set(out) == {"csft", "id"} and all(len(v["items"]) == 4 for v in out.values())
+    assert set(out["encoders"]) == {"csft", "id"} and all(
+        len(v["items"]) == 4 for v in out["encoders"].values()
+    )
+    assert [h["item_id"] for h in out["history"]] == users[0]["history"]
     new = client.post("/api/recommend", json={"history": ["An Unseen Title Z"], "k": 2}).json()
-    assert "items" in new["csft"] and "ID-only" in new["id"]["error"]
+    assert "items" in new["encoders"]["csft"] and "ID-only" in new["encoders"]["id"]["error"]
     assert client.post("/api/recommend", json={"history": [1], "encoders": ["nope"]}).status_code == 404
     assert client.post("/api/recommend", json={"history": []}).status_code == 422
     near = client.get("/api/neighbours?item=1&k=3").json()
