@@ -117,8 +117,12 @@ DEFAULTS: dict = _RunConfig().model_dump()
 
 def validate_config(cfg: dict) -> dict:
     """``cfg`` checked against the run-config schema (every key, its type), normalised; unknown keys and
-    unknown encoders are errors. The stage sections are checked by the stages' own settings classes."""
+    unknown encoders are errors. The training stages' sections are checked by the stages' own settings
+    classes, every one of them, whether or not the run plans that stage."""
+    from llm2rec.train import check_sections
+
     checked = validated(_RunConfig, cfg, where="config").model_dump()
+    check_sections(checked)
     bad = [e for e in checked["encoders"] if e not in ENCODER_NAMES]
     if bad:
         raise ConfigError(f"unknown encoder(s) {bad}; choose from {', '.join(ENCODER_NAMES)}")

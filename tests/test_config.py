@@ -28,6 +28,37 @@ def test_bad_config_is_refused(override, message):
         load_config(None, [override])
 
 
+@pytest.mark.parametrize(
+    "yaml_text, key",
+    [
+        ("csft:\n  max_stepz: 3\n", "csft.max_stepz"),
+        ("mntp:\n  lr: fast\n", "mntp.lr"),
+        ("contrastive:\n  batch_size: [64]\n", "contrastive.batch_size"),
+        ("contrastive_pairs:\n  pair_gapp: 2\n", "contrastive_pairs.pair_gapp"),
+    ],
+)
+def test_every_stage_section_is_checked_whatever_the_plan(tmp_path, yaml_text, key):
+    """`encoders: [id]` trains no LLM stage; a typo or a wrong type under a stage's section is still refused,
+    by a message naming the section and the key (issue 35)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("encoders: [id]\n" + yaml_text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
+
+
+def test_run_refuses_a_typo_under_an_unplanned_stage_before_creating_anything(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.yaml"
+    path.write_text("encoders: [id]\ncsft:\n  max_stepz: 3\n")
+    run_dir = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "llm2rec.cli", "run", str(path), "--out", str(run_dir)],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 2 and "csft.max_stepz" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not run_dir.exists()
+
+
 def test_missing_or_invalid_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "none.yaml")

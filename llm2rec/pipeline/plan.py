@@ -19,7 +19,14 @@ from llm2rec.embed.registry import encoder_spec
 from llm2rec.io import atomic_write_json, sha256_file
 from llm2rec.pipeline import actions
 from llm2rec.pipeline.layout import RunLayout
-from llm2rec.train import TRAINING_STAGES, UPSTREAM, stage_settings, training_chain, training_stage_module
+from llm2rec.train import (
+    TRAINING_STAGES,
+    UPSTREAM,
+    check_sections,
+    stage_settings,
+    training_chain,
+    training_stage_module,
+)
 from llm2rec.train.config import identity
 
 DATASET, TRAINING, EMBED, SEQREC = "dataset", "training", "embed", "seqrec"
@@ -59,6 +66,8 @@ def plan_stages(cfg: dict, layout: RunLayout) -> dict[str, Stage]:
     recommenders, so their results (and, with seqrec.workers > 1, their seqrec jobs) do not wait for the
     LLM training stages. A multi-dataset run embeds and evaluates every encoder on every evaluation
     dataset (stage names end in ``@<dataset>``)."""
+    # Every stage section, planned or not (a config dict may not have come through load_config).
+    check_sections(cfg)
     stages: dict[str, Stage] = {}
     state = _read_json(layout.state)
 

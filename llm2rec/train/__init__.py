@@ -38,6 +38,19 @@ def stage_settings(name: str, cfg: dict) -> dict:
     return settings
 
 
+def check_sections(cfg: dict) -> None:
+    """Every training stage's settings in run config ``cfg`` checked (keys, types, the preset), whether or not
+    the run plans the stage: a typo under ``csft:`` in a run that trains no CSFT is refused too. Errors name
+    the section and the key (``csft.max_stepz``). A variant (``contrastive_pairs``) is checked after its base
+    stage, so a problem in the base stage's section is named after that section."""
+    from llm2rec.train.config import build_config
+
+    for name in TRAINING_STAGES:
+        module = training_stage_module(name)
+        cls = type(module.build_config(cfg["preset"]))  # the stage's settings class; the preset checked
+        build_config(cls, module.PRESETS, cfg["preset"], stage_settings(name, cfg), where=name)
+
+
 def training_stage_module(name: str):
     """The module of training stage ``name`` (its ``build_config``, ``PRESETS``, ``STAGE`` and runner)."""
     if name == "csft":

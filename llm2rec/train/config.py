@@ -144,11 +144,13 @@ class StageConfig(LoopConfig):
             raise ConfigError(f"select_by must be 'loss', 'knn' or 'sasrec', got {self.select_by!r}")
 
 
-def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
+def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict, where: str | None = None):
     """``cls`` with the preset's values, then every non-None override.
 
     Dotted or dashed keys (``lora.r``, ``max-steps``) name the field with underscores; unknown keys are errors.
+    ``where`` names the settings in messages (a run config's section, ``csft``; default: ``cls``'s name).
     """
+    where = where or cls.__name__
     if preset not in presets:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
     values = dict(presets[preset])
@@ -159,11 +161,11 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict):
     unknown = set(values) - set(cls.__dataclass_fields__)
     if unknown:
         raise ConfigError(
-            f"unknown option(s) for {cls.__name__}: {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(cls.__dataclass_fields__)}"
+            f"{', '.join(f'{where}.{key}' for key in sorted(unknown))}: unknown setting (a typo?) of "
+            f"{cls.__name__}; known: {', '.join(cls.__dataclass_fields__)}"
         )
     # Every value checked against its field's type here, not hours later inside the training code.
-    return validated(cls, values, where=cls.__name__)
+    return validated(cls, values, where=where)
 
 
 # Settings added after run directories existed, left out of a stage's identity while at this default, so

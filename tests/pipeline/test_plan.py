@@ -123,11 +123,17 @@ def test_fingerprints_follow_resolved_preset_values_not_names(tmp_path, recorder
     assert changed == ["embed:csft-mntp", "mntp", "seqrec:csft-mntp:sasrec"]
 
 
-def test_unknown_stage_setting_fails_before_anything_runs(tmp_path, recorder):
+@pytest.mark.parametrize("encoders", [["csft"], ["id"]])
+def test_unknown_stage_setting_fails_before_anything_runs(tmp_path, recorder, encoders):
+    """Planned or not (``[id]`` trains no CSFT), a stage's section is checked, by load_config and again
+    by planning (a config dict built without load_config)."""
     from llm2rec.errors import ConfigError
 
-    cfg = load_config(None, ["encoders=[csft]", "csft.learning_rate=0.1"])
-    with pytest.raises(ConfigError, match="learning_rate"):
+    with pytest.raises(ConfigError, match=r"csft\.learning_rate"):
+        load_config(None, [f"encoders={encoders}", "csft.learning_rate=0.1"])
+    cfg = load_config(None, [f"encoders={encoders}"])
+    cfg["csft"] = {"learning_rate": 0.1}
+    with pytest.raises(ConfigError, match=r"csft\.learning_rate"):
         _plan(cfg, tmp_path)
     assert recorder == []
 
