@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from llm2rec.errors import OutputError
-from llm2rec.outdir import clean_leftovers, follow_umask, is_ours, protected_reason, write_marker
+from llm2rec.outdir import clean_leftovers, follow_umask, protected_reason, why_not_ours, write_marker
 
 
 def work_dir_for(out: str | Path) -> Path:
@@ -79,8 +79,9 @@ def atomic_dir(
 
     Nothing half-written is ever left at ``final``: either the old content or the complete new one. The
     new directory holds a marker naming ``kind`` (see :mod:`llm2rec.outdir`); an existing ``final`` is
-    replaced only with ``overwrite`` and, when ``kind`` is given, only when it is a previous output of that
-    kind (or empty). Leftovers of an interrupted earlier write are removed first.
+    replaced only with ``overwrite`` and only when it is a previous output of that kind (``output`` when not
+    given) that holds nothing its marker does not list, or empty; the new marker lists every file the
+    caller wrote. Leftovers of an interrupted earlier write are removed first.
     """
     final = Path(final)
     reason = protected_reason(final)
@@ -89,15 +90,19 @@ def atomic_dir(
     clean_leftovers(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists (pass --overwrite to replace it)")
-    if final.exists() and kind is not None and (not final.is_dir() or not is_ours(final, kind, legacy)):
-        raise OutputError(f"{final} was not written by llm2rec as a {kind} output; refusing to replace it")
+    kind = kind or "output"
+    if final.exists() and not final.is_dir():
+        raise OutputError(f"{final} is not a directory; refusing to replace it with a {kind} output")
+    refusal = why_not_ours(final, kind, legacy) if final.exists() else None
+    if refusal is not None:
+        raise OutputError(refusal)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         follow_umask(tmp, directory=True)
-        write_marker(tmp, kind or "output")  # marks the temp dir as ours, for clean_leftovers
+        write_marker(tmp, kind, files=())  # marks the temp dir as ours, for clean_leftovers
         yield tmp
-        write_marker(tmp, kind or "output")  # again: the caller may have copied another marker in
+        write_marker(tmp, kind)  # again, listing what the caller wrote (it may have copied a marker in)
         if final.exists():
             old = final.with_name(f".{final.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -1,11 +1,18 @@
 """Where a command may write: the rules that keep llm2rec from destroying what is not its own.
 
-Every output directory llm2rec writes holds a marker file (:data:`MARKER`) naming what wrote it. A
-command may replace an existing output only when it is a previous output of the same kind (the marker, or
-for outputs made before markers existed, the file that kind always writes), or an empty directory; never
-when it equals or contains one of the command's inputs, and never ``/``, the home directory or the working
-directory (or one of their ancestors). :func:`check_output` applies these rules *before* any work starts,
-and checks that the place is writable; :func:`llm2rec.io.atomic_dir` applies them again when it replaces.
+Every output directory llm2rec writes holds a marker file (:data:`MARKER`) naming what wrote it and
+listing what it wrote (``files``: relative paths; an entry ending in ``/`` or holding a ``*`` covers the
+paths it matches, for directories a command fills step by step, such as a training state). A
+subdirectory with a marker of its own (a stage of a run) answers for itself. Only that marker counts as
+ownership: a directory that merely holds files named like ours is not ours.
+
+A command may replace an existing output only when it is a previous output of the same kind and holds
+nothing its marker does not list, or is an empty directory; never when it equals or contains one of the
+command's inputs, and never ``/``, the home directory or the working directory (or one of their
+ancestors). Outputs written before markers listed their files are refused, with a message that says how to
+remove them by hand. :func:`check_output` applies these rules *before* any work starts, and checks that
+the place is writable by creating (and removing) a temporary directory there;
+:func:`llm2rec.io.atomic_dir` applies them again when it replaces.
 
 Leftovers of an interrupted write (``.<name>.*.tmp`` directories holding our marker, ``.<name>.old``) are
 cleaned up by the next write of the same output (:func:`clean_leftovers`).
@@ -13,10 +20,12 @@ cleaned up by the next write of the same output (:func:`clean_leftovers`).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,35 +34,122 @@ from llm2rec.errors import OutputError
 MARKER = ".llm2rec-output.json"
 
 
-def write_marker(directory: Path, kind: str) -> None:
-    (Path(directory) / MARKER).write_text(json.dumps({"written_by": "llm2rec", "kind": kind}) + "\n")
+def write_marker(directory: Path, kind: str, files: Iterable[str] | None = None) -> None:
+    """Mark ``directory`` as an output of ``kind`` that holds ``files`` (default: what it holds now)."""
+    directory = Path(directory)
+    listed = sorted(files) if files is not None else listing(directory)
+    record = {"written_by": "llm2rec", "kind": kind, "files": listed}
+    (directory / MARKER).write_text(json.dumps(record) + "\n")
 
 
-def marker_kind(directory: Path) -> str | None:
+def read_marker(directory: Path) -> dict | None:
     try:
         data = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data.get("kind") if isinstance(data, dict) and data.get("written_by") == "llm2rec" else None
+    return data if isinstance(data, dict) and data.get("written_by") == "llm2rec" else None
+
+
+def marker_kind(directory: Path) -> str | None:
+    data = read_marker(directory)
+    return data.get("kind") if data else None
+
+
+def listing(directory: Path) -> list[str]:
+    """Every file under ``directory`` (relative, ``/``-separated), but the marker and what subdirectories
+    with a marker of their own hold."""
+    directory = Path(directory)
+    found = []
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if read_marker(here / d) is None]
+        for name in files:
+            rel = (here / name).relative_to(directory).as_posix()
+            if rel != MARKER:
+                found.append(rel)
+    return sorted(found)
+
+
+def _covered(rel: str, entries: list[str]) -> bool:
+    """Whether a listing covers ``rel``: by name, by a folder (``dir/``) or by a pattern (``seed-*/``,
+    ``embeddings/*.npy``; ``*`` also crosses ``/``)."""
+    for entry in entries:
+        pattern = entry + "*" if entry.endswith("/") else entry
+        if rel == entry or (("*" in pattern) and fnmatch.fnmatchcase(rel, pattern)):
+            return True
+    return False
+
+
+def first_unlisted(directory: Path) -> str | None:
+    """The first path under ``directory`` that its marker does not list (nested outputs checked against
+    their own marker), or None when every entry is accounted for; ``"."`` when ``directory`` has no marker
+    with a listing (nothing in it can be told apart as ours)."""
+    directory = Path(directory)
+    marker = read_marker(directory)
+    if marker is None or not isinstance(marker.get("files"), list):
+        return "."
+    entries = [str(e) for e in marker["files"]]
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        links = sorted(d for d in dirs if (here / d).is_symlink())  # not followed: an entry of its own
+        nested = sorted(d for d in dirs if d not in links and read_marker(here / d) is not None)
+        dirs[:] = sorted(d for d in dirs if d not in links and d not in nested)
+        for name in nested:
+            inner = first_unlisted(here / name)
+            if inner is not None:
+                return (here / name).relative_to(directory).as_posix() + "/" + inner
+        for name in sorted(files) + links:
+            rel = (here / name).relative_to(directory).as_posix()
+            if rel != MARKER and not _covered(rel, entries):
+                return rel
+    return None
+
+
+def why_not_ours(out: Path, kind: str, legacy: Iterable[str]) -> str | None:
+    """Why ``out`` (an existing directory) is not a replaceable ``kind`` output, or None when it is."""
+    if not any(out.iterdir()):
+        return None
+    marker = read_marker(out)
+    own_kind = marker is not None and marker.get("kind") == kind
+    if own_kind and isinstance(marker.get("files"), list):
+        extra = first_unlisted(out)
+        if extra is None:
+            return None
+        return (
+            f"--out {out} holds {extra}, which llm2rec did not write there; refusing to replace it "
+            "(move it out, or choose another --out)"
+        )
+    if own_kind or (marker is None and any((out / name).exists() for name in legacy)):
+        return (
+            f"--out {out} has no llm2rec marker listing its files (outputs of older llm2rec versions had "
+            f"none), so llm2rec cannot tell what in it is yours: if it is an old llm2rec {kind} output, "
+            f"delete it by hand (rm -r {out}) and run again; otherwise choose another --out"
+        )
+    return (
+        f"--out {out} is a non-empty directory that llm2rec did not write as a {kind} output; "
+        "refusing to replace it (choose a new directory)"
+    )
 
 
 def is_ours(directory: Path, kind: str, legacy: Iterable[str] = ()) -> bool:
-    """``directory`` is a previous output of ``kind`` (or empty)."""
+    """``directory`` is a previous output of ``kind`` holding only what its marker lists (or empty)."""
+    return why_not_ours(Path(directory), kind, legacy) is None
+
+
+def is_continuable(directory: Path, kind: str) -> bool:
+    """``directory`` may be written into again (a run directory is continued, never replaced): empty, or
+    marked as ``kind`` by any llm2rec, with or without a listing; a user's file in it is left alone."""
     directory = Path(directory)
-    if not any(directory.iterdir()):
-        return True
-    if marker_kind(directory) == kind:
-        return True
-    return any((directory / name).exists() for name in legacy)
+    return not any(directory.iterdir()) or marker_kind(directory) == kind
 
 
 def protected_reason(path: Path) -> str | None:
     """Why ``path`` may never be an output directory, or None."""
-    path = path.resolve()
+    path = Path(os.path.realpath(path))
     if path == Path(path.anchor):
         return "the filesystem root"
     for name, place in (("your home directory", Path.home()), ("the working directory", Path.cwd())):
-        place = place.resolve()
+        place = Path(os.path.realpath(place))
         if path == place or path in place.parents:
             return name if path == place else f"an ancestor of {name}"
     return None
@@ -70,16 +166,19 @@ def check_output(
 ) -> Path:
     """Refuse, with a message that says what to do, an ``out`` this command must not write; returns it.
 
-    ``reuse`` is for outputs a command continues (a run directory, a training stage): an existing one of
-    the same kind is fine without ``overwrite``.
+    ``reuse`` is for outputs a command continues rather than replaces (a run directory): an existing one
+    of the same kind is fine without ``overwrite``. ``legacy`` names the files an output of ``kind`` made
+    before markers existed always holds (only to say how to remove it by hand).
     """
     out = Path(out)
     reason = protected_reason(out)
     if reason is not None:
         raise OutputError(f"--out {out} is {reason}; choose a new directory for the output")
-    resolved = out.resolve()
+    resolved = Path(os.path.realpath(out))
     for item in inputs:
-        item = Path(item).resolve()
+        if not os.path.lexists(item) or not os.path.exists(item):
+            continue  # a missing input (or a symlink loop) is its reader's error: "input not found"
+        item = Path(os.path.realpath(item))
         if item == resolved or resolved in item.parents:
             raise OutputError(
                 f"--out {out} holds the input {item}: writing there would destroy it; choose another --out"
@@ -93,15 +192,15 @@ def check_output(
 def _check_existing(out: Path, kind: str, *, overwrite: bool, legacy, reuse: bool) -> None:
     if not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a directory; choose another --out")
-    ours = is_ours(out, kind, legacy)
-    if ours and (overwrite or reuse):
-        return
-    if not ours:
-        raise OutputError(
-            f"--out {out} is a non-empty directory that llm2rec did not write as a {kind} output; "
-            "refusing to replace it (choose a new directory)"
-        )
-    raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    if reuse:
+        if is_continuable(out, kind):
+            return
+        raise OutputError(why_not_ours(out, kind, legacy) or f"--out {out} is not a {kind} output")
+    refusal = why_not_ours(out, kind, legacy)
+    if refusal is not None:
+        raise OutputError(refusal)
+    if not overwrite:
+        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
 
 
 def check_output_file(
@@ -111,7 +210,7 @@ def check_output_file(
     ``overwrite`` only when its ``.json`` record says llm2rec wrote it as ``kind``."""
     out = Path(out)
     for item in inputs:
-        if Path(item).resolve() == out.resolve():
+        if os.path.exists(item) and os.path.realpath(item) == os.path.realpath(out):
             raise OutputError(f"--out {out} is an input of this command; choose another --out")
     if out.exists():
         if out.is_dir():
@@ -136,14 +235,44 @@ def _record_kind(record: Path) -> str | None:
 
 
 def check_writable_parent(out: Path) -> None:
-    """The nearest existing ancestor of ``out`` must be a writable directory (checked before the work)."""
+    """The nearest existing ancestor of ``out`` must be a directory where llm2rec can create one: tried
+    for real (permission bits say yes to read-only mounts and pseudo file systems for root)."""
     parent = Path(out).absolute().parent
-    while not parent.exists():
+    while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {out}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {out}: {parent} is not writable (read-only or no permission)")
+    check_writable_dir(parent, out)
+
+
+def check_writable_dir(directory: Path, out: Path | None = None) -> None:
+    """Create (and remove) a temporary directory in ``directory``: the one check that tells."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".llm2rec-write-check.", dir=directory))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {out or directory}: {directory} is not writable ({exc.strerror or exc})"
+        ) from None
+
+
+def remove_output(path: Path, kind: str | None = None) -> None:
+    """Remove a previous output that llm2rec wrote (a directory its marker accounts for, or an item-vector
+    file with its record); refuse, with the first file it does not account for, anything else."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        if any(path.iterdir()):
+            extra = first_unlisted(path)
+            if extra is not None or (kind is not None and marker_kind(path) != kind):
+                what = "it has no llm2rec marker" if extra in (None, ".") else f"it holds {extra}"
+                raise OutputError(
+                    f"refusing to remove {path}: {what}, which llm2rec did not write; move it out of the "
+                    "way (or delete it by hand) and run again"
+                )
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        if _record_kind(path.with_suffix(".json")) is None:
+            raise OutputError(f"refusing to remove {path}: llm2rec did not write it (no record beside it)")
+        path.unlink()
 
 
 def clean_leftovers(final: Path) -> None:

@@ -75,12 +75,23 @@ def _config(tmp: Path, text: str | bytes, *more) -> list:
 
 
 def _readonly_dir(tmp: Path) -> Path:
+    """A place no one may create a directory in. Root ignores permission bits (``os.access`` says yes),
+    so there it is ``/proc``, a pseudo file system: only trying to create tells."""
     if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
+        if not Path("/proc/self").is_dir():
+            pytest.skip("root ignores directory permissions and there is no /proc here")
+        return Path("/proc")
     ro = tmp / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     return ro
+
+
+def _loop(tmp: Path) -> Path:
+    """Two symbolic links that point at each other."""
+    (tmp / "loop-a").symlink_to(tmp / "loop-b")
+    (tmp / "loop-b").symlink_to(tmp / "loop-a")
+    return tmp / "loop-a"
 
 
 def _under_a_file(tmp: Path) -> Path:
@@ -210,6 +221,10 @@ CASES = [
     ("run-unknown-preset", lambda t, d: _config(t, "encoders: [csft]\npreset: laptop\n"), "unknown preset"),
     ("run-out-holds-input", lambda t, d: ((t / "raw").mkdir(), ["run", _write(t / "raw" / "c.yaml", f"dataset: {{format: recbole, input: [{t / 'raw'}]}}\n"), "--out", t])[1], "holds the input"),
     ("run-input-string-missing", lambda t, d: _config(t, f"dataset: {{format: recbole, input: {t / 'nope.inter'}, kcore: 0}}\nencoders: [id]\n"), "nope.inter"),
+    ("run-unknown-format", lambda t, d: _config(t, "dataset: {format: nope}\nencoders: [id]\n"), "unknown --format"),
+    ("run-input-symlink-loop", lambda t, d: _config(t, f"dataset: {{format: recbole, input: [{_loop(t)}]}}\nencoders: [id]\n"), "input not found"),
+    ("prepare-input-symlink-loop", lambda t, d: ["prepare", "--format", "recbole", "--input", _loop(t), "--out", t / "out"], "input not found"),
+    ("seqrec-embeddings-symlink-loop", lambda t, d: ["seqrec", "-d", d, "--model", "sasrec", "--embeddings", _loop(t), "--out", t / "out"], "does not exist"),
     ("run-force-unknown", lambda t, d: _config(t, "encoders: [id]\n", "--force", "csfft"), "--force"),
     ("sasrec-all-zero-vectors", lambda t, d: ["seqrec", "-d", d, "--embeddings", _vectors(t, d, lambda n: np.zeros((n + 1, 8), np.float32)), "--epochs", 2, "--seeds", 2024, "--out", t / "out"], "all zeros"),
     # ---------------------------------------------------------------- training stages: outputs and settings
@@ -221,6 +236,9 @@ CASES = [
     ("contrastive-unknown-preset", lambda t, d: ["contrastive", "--model", "smollm2-135m", "-d", d, "--out", t / "out", "--preset", "laptop"], "unknown preset"),
     ("contrastive-bad-batch", lambda t, d: ["contrastive", "--model", "smollm2-135m", "-d", d, "--out", t / "out", "--preset", "cpu", "--micro-batch", 32, "--batch-size", 16], "micro_batch"),
     # ---------------------------------------------------------------- download / embed
+    ("download-out-read-only", lambda t, d: ["data", "download", "All_Beauty", "--out", _readonly_dir(t) / "out"], "not writable"),
+    ("download-out-is-a-file", lambda t, d: ["data", "download", "All_Beauty", "--out", _write(t / "out", "x")], "is not a directory"),
+    ("download-out-below-a-file", lambda t, d: ["data", "download", "All_Beauty", "--out", _under_a_file(t)], "is a file"),
     ("download-unknown-category", lambda t, d: ["data", "download", "Video_Gamez", "--out", t / "out"], "Video_Gamez"),
     ("download-unknown-kind", lambda t, d: ["data", "download", "Video_Games", "--kind", "nope", "--out", t / "out"], "kind"),
     ("embed-out-not-npy", lambda t, d: ["embed", "--encoder", "smollm2-135m", "-d", d, "--out", t / "out.txt"], "must end with .npy"),
@@ -279,7 +297,13 @@ def test_broken_input_is_one_clear_line(name, build, expected, dataset, tmp_path
 
 
 # Cases whose out/ existed before the command ran (and must still hold what it held).
-_OUT_EXISTED = {"overwrite-foreign-dir", "out-exists", "export-foreign-dir", "csft-out-foreign-dir"}
+_OUT_EXISTED = {
+    "overwrite-foreign-dir",
+    "out-exists",
+    "export-foreign-dir",
+    "csft-out-foreign-dir",
+    "download-out-is-a-file",
+}
 
 
 def _snapshot(root: Path) -> dict:

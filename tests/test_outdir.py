@@ -64,7 +64,9 @@ def test_a_previous_output_of_the_same_kind_is_replaced_others_are_not(tmp_path)
     legacy = tmp_path / "old"
     legacy.mkdir()
     (legacy / "manifest.json").write_text("{}")  # a dataset prepared before markers existed
-    check_output(legacy, "dataset", overwrite=True, legacy=("manifest.json",))
+    with pytest.raises(OutputError, match=r"delete it by hand \(rm -r "):
+        check_output(legacy, "dataset", overwrite=True, legacy=("manifest.json",))
+    assert (legacy / "manifest.json").is_file()
 
 
 def test_atomic_dir_refuses_protected_places_and_foreign_dirs(tmp_path, monkeypatch):
@@ -74,7 +76,7 @@ def test_atomic_dir_refuses_protected_places_and_foreign_dirs(tmp_path, monkeypa
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "a").write_text("a")
     with (
-        pytest.raises(OutputError, match="not written by llm2rec"),
+        pytest.raises(OutputError, match="did not write"),
         atomic_dir(tmp_path / "x", True, "export"),
     ):
         pass

@@ -43,6 +43,12 @@ def resume():
     return typer.Option(True, help="Continue an interrupted run from OUT.work; skip a finished one.")
 
 
+def overwrite_stage():
+    return typer.Option(
+        False, "--overwrite", help="Replace OUT (and discard OUT.work) when made with other settings."
+    )
+
+
 def overrides(pairs: list[str] | None, **named) -> dict:
     """The named flags the user gave (None = not given), then the ``--set`` assignments, which win."""
     from llm2rec.config import parse_assignments

@@ -23,6 +23,7 @@ def csft(
     batch_size: int = opt.batch_size(),
     micro_batch: int = opt.micro_batch(),
     resume: bool = opt.resume(),
+    overwrite: bool = opt.overwrite_stage(),
     set_: list[str] = opt.assignments(
         "Any CSFT setting, e.g. --set lr=1e-4 --set lora=true --set lora.r=16."
     ),
@@ -34,7 +35,7 @@ def csft(
     settings = opt.overrides(
         [*_legacy(legacy), *(set_ or [])], **_loop_flags(max_steps, lr, batch_size, micro_batch)
     )
-    result = run_csft(dataset, model, out, preset=preset, resume=resume, **settings)
+    result = run_csft(dataset, model, out, preset=preset, resume=resume, overwrite=overwrite, **settings)
     _report_csft(result)
 
 
@@ -49,6 +50,7 @@ def mntp(
     micro_batch: int = opt.micro_batch(),
     mask_token: str = typer.Option(None, help='Mask token when the tokenizer has none (default "_").'),
     resume: bool = opt.resume(),
+    overwrite: bool = opt.overwrite_stage(),
     set_: list[str] = opt.assignments("Any MNTP setting, e.g. --set lr=1e-4 --set batch_size=64."),
 ) -> None:
     """Masked next-token prediction on item titles with bidirectional attention."""
@@ -57,7 +59,8 @@ def mntp(
     settings = opt.overrides(
         set_, **_loop_flags(max_steps, lr, batch_size, micro_batch), mask_token=mask_token
     )
-    _report(run_mntp(model, dataset, out, preset=preset, resume=resume, **settings), "MNTP model")
+    done = run_mntp(model, dataset, out, preset=preset, resume=resume, overwrite=overwrite, **settings)
+    _report(done, "MNTP model")
 
 
 def contrastive(
@@ -72,6 +75,7 @@ def contrastive(
     temperature: float = typer.Option(None, help="InfoNCE temperature (paper 0.2, official code 0.1)."),
     symmetric: bool = typer.Option(None, "--symmetric/--one-way", help="Symmetric InfoNCE."),
     resume: bool = opt.resume(),
+    overwrite: bool = opt.overwrite_stage(),
     set_: list[str] = opt.assignments("Any contrastive setting, e.g. --set lr=1e-4 --set batch_size=64."),
 ) -> None:
     """Item-level contrastive learning (two dropout views of each title, InfoNCE)."""
@@ -79,7 +83,8 @@ def contrastive(
 
     loop = _loop_flags(max_steps, lr, batch_size, micro_batch)
     settings = opt.overrides(set_, **loop, temperature=temperature, symmetric=symmetric)
-    _report(run_contrastive(model, dataset, out, preset=preset, resume=resume, **settings), "encoder")
+    done = run_contrastive(model, dataset, out, preset=preset, resume=resume, overwrite=overwrite, **settings)
+    _report(done, "encoder")
 
 
 def _loop_flags(max_steps, lr, batch_size, micro_batch) -> dict:

@@ -133,7 +133,7 @@ def download(
     """
     paths = remote_paths(category, kind, variant)
     base = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
-    out_dir = Path(out_dir)
+    out_dir = check_download_dir(Path(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     for rel in paths:
@@ -144,6 +144,22 @@ def download(
             fetch(f"{base}/{rel}", target, progress=progress, timeout=timeout)
         done.append(target)
     return done
+
+
+def check_download_dir(out_dir: Path) -> Path:
+    """The common output check for a folder that downloads are added to (it may hold other files: only
+    the named files are written, nothing else is touched): a directory, or a path one can be made at,
+    where llm2rec can write."""
+    from llm2rec.errors import OutputError
+    from llm2rec.outdir import check_writable_dir, check_writable_parent
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} exists and is not a directory; choose another --out")
+    if out_dir.is_dir():
+        check_writable_dir(out_dir)
+    else:
+        check_writable_parent(out_dir)
+    return out_dir
 
 
 def fetch(url: str, target: str | Path, *, progress: bool = True, timeout: float = 60.0) -> Path:

@@ -23,6 +23,34 @@ def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -
 
     # Before any work: never replace an input or a directory that is not a previous dataset.
     check_output(out, DATASET_KIND, overwrite=overwrite, inputs=spec["input"], legacy=("manifest.json",))
+    settings = check_spec(spec)
+    raw = load_raw(
+        spec["format"],
+        [Path(p) for p in spec["input"]],
+        skip_bad_lines=spec["skip_bad_lines"],
+        options=spec["options"],
+        shipped_split=spec["split"] == "shipped",
+        num_users=spec["num_users"],
+        num_items=spec["num_items"],
+        seed=spec["seed"],
+    )
+    return prepare(raw, out, settings, overwrite=overwrite)
+
+
+def check_spec(spec: dict) -> ProtocolSettings:
+    """What a ``dataset`` section can be refused for without reading a byte of it (the format, the
+    inputs' presence, the protocol's settings): ``run`` asks before it creates its directory."""
+    from llm2rec.data.sources import FORMATS
+    from llm2rec.errors import ConfigError
+
+    if spec["format"] not in FORMATS:
+        raise ConfigError(f"unknown --format {spec['format']!r}; choose one of {', '.join(FORMATS)}")
+    if spec["format"] != "builtin":
+        if not spec["input"]:
+            raise ConfigError("--input is required for this format")
+        for p in spec["input"]:
+            if not Path(p).exists():
+                raise FileNotFoundError(f"input not found: {p}")
     settings = ProtocolSettings(
         spec["kcore"],
         spec["max_history"],
@@ -37,14 +65,4 @@ def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -
         cold_titles_known=spec["cold_titles_known"],
     )
     settings.validate()
-    raw = load_raw(
-        spec["format"],
-        [Path(p) for p in spec["input"]],
-        skip_bad_lines=spec["skip_bad_lines"],
-        options=spec["options"],
-        shipped_split=spec["split"] == "shipped",
-        num_users=spec["num_users"],
-        num_items=spec["num_items"],
-        seed=spec["seed"],
-    )
-    return prepare(raw, out, settings, overwrite=overwrite)
+    return settings

@@ -34,8 +34,17 @@ def run_training(pipe, stage, resume: bool) -> None:
     from llm2rec.train.stage import run_stage
 
     source = pipe.model_dir(UPSTREAM[stage.name] or "backbone")
-    run_stage(training_stage_module(stage.name).STAGE, source, pipe.layout.dataset, stage.output,
-              stage.extra["config"], preset=pipe.cfg["preset"], resume=resume)  # fmt: skip
+    # overwrite: the runner's fingerprints already decided whether this stage is redone or resumed
+    run_stage(
+        training_stage_module(stage.name).STAGE,
+        source,
+        pipe.layout.dataset,
+        stage.output,
+        stage.extra["config"],
+        preset=pipe.cfg["preset"],
+        resume=resume,
+        overwrite=True,
+    )
 
 
 def run_embed(pipe, stage, resume: bool) -> None:
@@ -79,6 +88,7 @@ def seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: int
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
+    # overwrite: the runner's fingerprints decide; resume keeps the seeds whose settings did not change
     run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, resume=True,
-               **{"progress": False, **options})  # fmt: skip
+               overwrite=True, **{"progress": False, **options})  # fmt: skip
     return time.perf_counter() - t0

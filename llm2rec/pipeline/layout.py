@@ -18,6 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# What a run writes directly into its directory, as its output marker lists it (llm2rec.outdir); every
+# stage directory (dataset/, csft/, csft.work/, seqrec/<enc>-<model>/, ...) carries a marker of its own.
+RUN_FILES = ("config.json", "pipeline.json", "input_hashes.json", "results.json", "report.md",
+             "report.html", "plots/", "embeddings/*.npy", "embeddings/*.json")  # fmt: skip
+
 
 class RunLayout:
     """The paths of one run directory (``root``)."""

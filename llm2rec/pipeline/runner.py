@@ -16,17 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from llm2rec.config import all_inputs
+from llm2rec.data.prepare import check_spec
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json, work_dir_for
-from llm2rec.outdir import check_output, write_marker
+from llm2rec.outdir import check_output, remove_output, write_marker
 from llm2rec.pipeline import actions
-from llm2rec.pipeline.layout import RunLayout
+from llm2rec.pipeline.layout import RUN_FILES, RunLayout
 from llm2rec.pipeline.plan import DATASET, SEQREC, Stage, plan_stages
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class Pipeline:
         # Before anything is written: the run dir is new, empty or a previous run, and holds no input.
         check_output(self.run_dir, RUN_KIND, overwrite=False, reuse=True, inputs=all_inputs(cfg),
                      legacy=("pipeline.json",))  # fmt: skip
+        for spec in _dataset_specs(cfg):
+            check_spec(spec)  # a config the prepare stage would refuse creates no run directory
         self.stages = plan_stages(cfg, self.layout)
         unknown = self.force - set(self.stages) - {"embed", "seqrec"}
         if unknown:
@@ -78,7 +80,7 @@ class Pipeline:
         procs = Processes(BARRIER_TIMEOUT)
         if procs.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_marker(self.run_dir, RUN_KIND)
+            write_marker(self.run_dir, RUN_KIND, files=RUN_FILES)
             atomic_write_json(self.layout.config, self.cfg)
         procs.wait()
         state = self.load_state()
@@ -220,16 +222,21 @@ def _newest_mtime(path: Path) -> float:
 
 
 def _remove(path: Path) -> None:
-    """Remove a stage's output and its side files (training stages keep checkpoints in ``<out>.work``)."""
+    """Remove a stage's output and its side files (training stages keep checkpoints in ``<out>.work``),
+    each only when llm2rec wrote it (:func:`llm2rec.outdir.remove_output` refuses anything else)."""
     from llm2rec.data.vectors import metadata_path
 
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
-    shutil.rmtree(work_dir_for(path), ignore_errors=True)
+    remove_output(path)
+    if work_dir_for(path).exists():
+        remove_output(work_dir_for(path))
     if path.suffix == ".npy":
         metadata_path(path).unlink(missing_ok=True)
+
+
+def _dataset_specs(cfg: dict) -> list[dict]:
+    from llm2rec.config import is_multi
+
+    return list(cfg["datasets"].values()) if is_multi(cfg) else [cfg["dataset"]]
 
 
 def release_memory() -> None:

@@ -57,7 +57,7 @@ DEFAULT_SEEDS = (2024, 2025, 2026)
 DEFAULT_LR = {"sasrec": 1e-3, "gru4rec": 1e-4}  # the paper's
 
 SEQREC_KIND = "seqrec"  # what the output marker of a results dir says (llm2rec.outdir)
-SEQREC_LEGACY = ("results.json", "config.json")  # results dirs written before markers existed
+SEQREC_LEGACY = ("results.json",)  # results dirs written before markers existed (a model dir has config.json)
 
 
 @dataclass
@@ -180,6 +180,8 @@ def _item_vectors(cfg: SeqRecConfig, dataset, embeddings) -> tuple:
 def _run_into(out_dir: Path, cfg, data, vectors, seeds, device, config_record, overwrite, resume) -> dict:
     """Run every seed and write ``out_dir`` atomically; with ``resume``, reuse finished seeds."""
     finished, work = {}, None
+    if resume and not overwrite:
+        _check_same_settings(out_dir, config_record)
     if resume:
         finished = _finished_seeds(out_dir, config_record)
         work = work_dir_for(out_dir)
@@ -188,7 +190,7 @@ def _run_into(out_dir: Path, cfg, data, vectors, seeds, device, config_record, o
             check_output(work, SEQREC_KIND, overwrite=True, legacy=SEQREC_LEGACY)
             shutil.rmtree(work)
         atomic_write_json(work / "config.json", config_record)
-        write_marker(work, SEQREC_KIND)
+        write_marker(work, SEQREC_KIND, files=("config.json", "seed-*/"))  # seeds land as they finish
     with atomic_dir(out_dir, overwrite=overwrite or resume, kind=SEQREC_KIND, legacy=SEQREC_LEGACY) as tmp:
         atomic_write_json(tmp / "config.json", config_record)
         results = _run_all(cfg, data, vectors, seeds, device, tmp, config_record, finished, work)
@@ -339,6 +341,33 @@ def _finished_seeds(out_dir: Path, record: dict) -> dict[str, tuple[dict, Path]]
         for path in sorted(folder.glob("seed-*/metrics.json")):
             found[path.parent.name] = (json.loads(path.read_text(encoding="utf-8")), path.parent)
     return found
+
+
+def _check_same_settings(out_dir: Path, record: dict) -> None:
+    """``resume`` continues a results dir only under the same settings, data and vectors (seeds may be
+    added); one made under others is replaced only with ``overwrite``."""
+    try:
+        old = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+        old_key = _reuse_key(old)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # nothing (readable) to continue: the output checks decide whether it may be replaced
+    new_key = json.loads(json.dumps(_reuse_key(record)))
+    differ = [k for k in ("dataset", "embeddings", "device") if old_key[k] != new_key[k]]
+    old_cfg, new_cfg = _flat(old_key["config"]), _flat(new_key["config"])
+    differ += sorted(k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k))
+    if differ:
+        raise ConfigError(
+            f"--out {out_dir} holds results made with another {', '.join(differ)}; pass --overwrite to "
+            "replace them, or choose another --out"
+        )
+
+
+def _flat(config: dict) -> dict:
+    train = config.get("train") or {}
+    return {
+        **{k: v for k, v in config.items() if k != "train"},
+        **{f"train.{k}": v for k, v in train.items()},
+    }
 
 
 def seed_everything(seed: int) -> None:

@@ -325,6 +325,7 @@ def run_contrastive(
     *,
     preset: str = "paper",
     resume: bool = True,
+    overwrite: bool = False,
     config: ContrastiveConfig | None = None,
     **overrides,
 ) -> Path:
@@ -336,4 +337,6 @@ def run_contrastive(
     ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """
     config = resolve_config(build_config, config, preset, overrides)
-    return run_stage(STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume)
+    return run_stage(
+        STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite
+    )

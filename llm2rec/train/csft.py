@@ -215,6 +215,7 @@ def run_csft(
     *,
     preset: str = "paper",
     resume: bool = True,
+    overwrite: bool = False,
     config: CSFTConfig | None = None,
     **overrides,
 ) -> Path:
@@ -226,7 +227,9 @@ def run_csft(
     for resuming.
     """
     config = resolve_config(build_config, config, preset, overrides)
-    return run_stage(STAGE, model, dataset_dir, out_dir, config, preset=preset, resume=resume)
+    return run_stage(
+        STAGE, model, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite
+    )
 
 
 def apply_lora(model, config: CSFTConfig):

@@ -39,7 +39,7 @@ from llm2rec.train.batching import StepSampler, dataset_lengths
 from llm2rec.train.checkpoints import Checkpoints
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
-from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_KIND
+from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_FILES, WORK_KIND
 from llm2rec.train.setup import (
     allow_precision,
     check_tracker,
@@ -192,7 +192,7 @@ class _Run:
             acc.init_trackers(TRACKER_RUN)
         if acc.is_main_process:
             out_dir.mkdir(parents=True, exist_ok=True)
-            write_marker(out_dir, WORK_KIND)  # ours: a later run may resume or remove it
+            write_marker(out_dir, WORK_KIND, files=WORK_FILES)  # ours: a later run may resume or remove it
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def clear(self) -> None:

@@ -275,6 +275,7 @@ def run_mntp(
     *,
     preset: str = "paper",
     resume: bool = True,
+    overwrite: bool = False,
     config: MNTPConfig | None = None,
     **overrides,
 ) -> Path:
@@ -286,4 +287,6 @@ def run_mntp(
     the preset with ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """
     config = resolve_config(build_config, config, preset, overrides)
-    return run_stage(STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume)
+    return run_stage(
+        STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite
+    )

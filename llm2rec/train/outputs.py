@@ -27,9 +27,13 @@ def record_name(stage: str) -> str:
     return f"{stage}.json"
 
 
-# The training state in <out>.work: what its marker says, and what it always holds (older runs: no marker).
+# The training state in <out>.work: what its marker says, what it always holds (older runs: no marker),
+# and everything the loop and the stages may write there, as its marker lists it (llm2rec.outdir).
 WORK_KIND = "stage-work"
 WORK_LEGACY = (METRICS_FILE, DONE_FILE, "checkpoints", "generation_before.json")
+IDENTITY_FILE = "identity.json"  # the identity the state was trained under: resumed only under the same
+WORK_FILES = (METRICS_FILE, DONE_FILE, IDENTITY_FILE, "generation_before.json", "checkpoints/", "best/",
+              "last/", f"{TRACKER_RUN}/")  # fmt: skip
 
 
 def output_kind(stage: str) -> str:

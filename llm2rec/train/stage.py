@@ -11,18 +11,29 @@ rest, the same way for all three: skip a finished output, start the processes' s
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2rec.errors import ConfigError, DatasetError
+from llm2rec.errors import ConfigError, DatasetError, OutputError
 from llm2rec.io import work_dir_for
 from llm2rec.train.config import StageConfig
-from llm2rec.train.outputs import WORK_KIND, WORK_LEGACY, finished, output_kind, publish, record_name
+from llm2rec.train.identity import differences, recorded_identity, stage_identity
+from llm2rec.train.outputs import (
+    IDENTITY_FILE,
+    WORK_FILES,
+    WORK_KIND,
+    WORK_LEGACY,
+    finished,
+    output_kind,
+    publish,
+    read_record,
+    record_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +79,15 @@ def run_stage(
     *,
     preset: str | None,
     resume: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``stage`` from ``model`` on the prepared dataset and publish it at ``out_dir``; returns it.
 
-    With ``resume``, a finished ``out_dir`` is returned as is and an interrupted run continues from its
-    last checkpoint in ``<out_dir>.work``; without it, both are started afresh.
+    A finished ``out_dir`` and an interrupted state in ``<out_dir>.work`` are used only under the same
+    identity (settings, starting model, dataset; :mod:`llm2rec.train.identity`): with ``resume``, the
+    finished output is returned as is and the state continues from its last checkpoint; without it, both
+    are started afresh. Under another identity either one is refused, naming the keys that differ, unless
+    ``overwrite`` (then the stage starts afresh and replaces it).
     """
     from llm2rec.data.dataset import Dataset
     from llm2rec.distributed import process_state
@@ -83,15 +98,19 @@ def run_stage(
     check_attn_implementation(config.attn_implementation)
     out_dir = Path(out_dir)
     work = work_dir_for(out_dir)
-    if resume and finished(out_dir, stage.name):
+    dataset = Dataset.load(dataset_dir)
+    wanted = stage_identity(model, dataset.checksum, config)
+    if _reusable_output(stage.name, out_dir, wanted, resume=resume, overwrite=overwrite):
         log.info("%s is a finished %s run; nothing to do (resume off to redo it)", out_dir, stage.name)
         return out_dir
     _check_outputs(stage.name, out_dir, work, inputs=[dataset_dir, model])
+    resume = resume and _resumable_state(stage.name, work, wanted, overwrite=overwrite)
     state = process_state()
     started = time.perf_counter()
-    if not resume and state.is_main_process:
-        shutil.rmtree(work, ignore_errors=True)
-    inputs = StageInputs(config, str(model), Dataset.load(dataset_dir), state, work, resume)
+    if state.is_main_process:
+        _start_state(work, wanted, fresh=not resume)
+    state.wait_for_everyone()
+    inputs = StageInputs(config, str(model), dataset, state, work, resume)
     parts = stage.build(inputs)
     if config.select_by in ("knn", "sasrec"):
         _select_on_valid_probe(parts, inputs, config)
@@ -112,6 +131,7 @@ def run_stage(
         "model": str(model),
         "dataset": str(dataset_dir),
         "dataset_checksum": inputs.dataset.checksum,
+        "identity": wanted,
         "preset": preset,
         "config": asdict(config),
         **parts.record,
@@ -152,6 +172,59 @@ def _select_on_valid_probe(parts: StageParts, inputs: StageInputs, config: Stage
     parts.eval_fn = with_probe_selection(own, probe, SELECTION_METRICS[config.select_by])
     if parts.eval_set is None:  # the loop evaluates only when it has a set; the probe reads no batch
         parts.eval_set = [parts.train_set[0]]
+
+
+def _reusable_output(name: str, out_dir: Path, wanted: dict, *, resume: bool, overwrite: bool) -> bool:
+    """Whether a finished ``out_dir`` is handed on as is; refuses one made under another identity."""
+    from llm2rec.outdir import marker_kind
+
+    if not finished(out_dir, name) or marker_kind(out_dir) != output_kind(name):
+        return False  # not ours to hand on (nor to replace: the output checks say so)
+    differ = differences(recorded_identity(read_record(out_dir, name)), wanted)
+    if not differ:
+        return resume
+    if overwrite:
+        return False
+    raise OutputError(
+        f"--out {out_dir} is a finished {name} output made with another {_keys(differ)}; pass --overwrite "
+        "to replace it, or choose another --out"
+    )
+
+
+def _resumable_state(name: str, work: Path, wanted: dict, *, overwrite: bool) -> bool:
+    """Whether the training state in ``work`` may be continued: only one recorded under ``wanted``."""
+    if not (work / "checkpoints").is_dir() and not (work / "done.json").is_file():
+        return True  # nothing to continue: the loop starts afresh either way
+    try:
+        recorded = json.loads((work / IDENTITY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    differ = ["identity (not recorded)"] if recorded is None else differences(recorded, wanted)
+    if not differ:
+        return True
+    if overwrite:
+        return False
+    raise OutputError(
+        f"{work} holds an interrupted {name} run with another {_keys(differ)}; pass --overwrite to discard "
+        "it (or --no-resume), or choose another --out"
+    )
+
+
+def _keys(differ: list[str]) -> str:
+    return ("setting: " if len(differ) == 1 else "settings: ") + ", ".join(differ)
+
+
+def _start_state(work: Path, wanted: dict, *, fresh: bool) -> None:
+    """Record the identity the training state in ``work`` is made under (a fresh start removes the old
+    state first: only what the marker of a training state accounts for)."""
+    from llm2rec.io import atomic_write_json
+    from llm2rec.outdir import remove_output, write_marker
+
+    if fresh and work.exists():
+        remove_output(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_marker(work, WORK_KIND, files=WORK_FILES)
+    atomic_write_json(work / IDENTITY_FILE, wanted)
 
 
 def _check_outputs(name: str, out_dir: Path, work: Path, inputs: list) -> None:

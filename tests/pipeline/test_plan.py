@@ -7,6 +7,7 @@ import json
 import pytest
 
 from llm2rec.config import load_config
+from llm2rec.outdir import write_marker
 from llm2rec.pipeline import Pipeline, run_pipeline
 from llm2rec.pipeline import actions as pl
 
@@ -20,6 +21,7 @@ def recorder(monkeypatch):
         if stage.output.suffix == ".npy":
             stage.output.parent.mkdir(parents=True, exist_ok=True)
             stage.output.write_bytes(b"x")
+            stage.output.with_suffix(".json").write_text('{"written_as": "item-vectors"}')
         else:
             stage.output.mkdir(parents=True, exist_ok=True)
             if stage.name.startswith("seqrec:"):
@@ -36,6 +38,7 @@ def recorder(monkeypatch):
                 (stage.output / "manifest.json").write_text(
                     json.dumps({"source": {"format": "x"}, "counts": counts})
                 )
+            write_marker(stage.output, "fake")  # as every real stage does: the runner may remove it
 
     for name in ("run_prepare", "run_training", "run_embed", "run_seqrec"):
         monkeypatch.setattr(pl, name, fake)

@@ -54,7 +54,9 @@ def test_resume_reuses_finished_seeds_with_the_same_settings(cyclic_dataset, tmp
     assert not (tmp_path / "res.work").exists()
 
     trained.clear()
-    run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, **{**kw, "dropout": 0.1})
+    with pytest.raises(ConfigError, match="another dropout; pass --overwrite"):  # never silently replaced
+        run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, **{**kw, "dropout": 0.1})
+    run_seqrec(cyclic_dataset.root, seeds=(1, 2), resume=True, overwrite=True, **{**kw, "dropout": 0.1})
     assert trained == [1, 2]  # another setting: nothing reused
 
 

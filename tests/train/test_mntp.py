@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llm2rec.data.text import unique_titles
-from llm2rec.errors import ConfigError
+from llm2rec.errors import ConfigError, OutputError
 from llm2rec.llm.backbone import resolve_mask_token_id, resolve_model_dir
 from llm2rec.train.mntp import (
     IGNORE,
@@ -107,18 +107,10 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
         make_tiny_model("llama", tokenizer, seed=1), tokenizer, tmp_path / "base"
     )
     data = write_tiny_dataset(tmp_path / "ds", tiny_titles(60))
-    out = run_mntp(
-        model_dir,
-        data,
-        tmp_path / "mntp",
-        preset="cpu",
-        max_steps=24,
-        lr=3e-3,
-        eval_every=8,
-        progress=False,
-        eval_fraction=0.2,
-        length_grouped=True,  # the titles carry their token counts
-    )
+    settings = dict(
+        max_steps=24, lr=3e-3, eval_every=8, eval_fraction=0.2, length_grouped=True
+    )  # fmt: skip  (the titles carry their token counts)
+    out = run_mntp(model_dir, data, tmp_path / "mntp", preset="cpu", progress=False, **settings)
     evals = [e for e in read_metrics(out) if e["split"] == "eval"]
     assert evals[0]["step"] == 0 and len(evals) == 4
     assert min(e["loss"] for e in evals[1:]) < evals[0]["loss"]
@@ -130,8 +122,11 @@ def test_run_mntp_end_to_end_tiny(tmp_path, tokenizer):
     assert record["eval_titles"] == 12 and record["train_titles"] == 48
     assert record["eval_best"]["loss"] == min(e["loss"] for e in evals)
     assert not (tmp_path / "mntp.work").exists()  # training state is dropped once published
-    # a finished run is returned at once
-    assert run_mntp(model_dir, data, out, preset="cpu", max_steps=24) == out
+    # a finished run is returned at once under the same settings (progress is not one of them) ...
+    assert run_mntp(model_dir, data, out, preset="cpu", **settings) == out
+    # ... and refused under others (tests/train/test_stage_identity.py)
+    with pytest.raises(OutputError, match="another settings: eval_every, eval_fraction"):
+        run_mntp(model_dir, data, out, preset="cpu", max_steps=24)
 
 
 def test_cli_contract(tmp_path, tokenizer):
