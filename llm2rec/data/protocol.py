@@ -243,7 +243,10 @@ def apply_protocol(raw: RawLog, s: ProtocolSettings) -> Prepared:
         dropped["short_users"] = int(df.loc[short, "user"].nunique())
         df = df[~short]
     if df.empty:
-        raise ConfigError("no interactions are left after filtering: lower --kcore or check the input")
+        raise ConfigError(
+            "no interactions are left after filtering: lower --kcore or check the input"
+            + raw.bad_lines.why_empty()
+        )
     return _build(df, items, s, raw.presplit is not None, dropped)
 
 

@@ -33,6 +33,12 @@ class BadLines:
     skip: bool = False
     counts: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    # Per input file: the records it held (lines, or a table's data rows: `read`), the lines skipped, the
+    # first skipped line's problem; so a file that lost every line can be named (`emptied`).
+    lines: Counter = field(default_factory=Counter, repr=False)
+    skipped: Counter = field(default_factory=Counter, repr=False)
+    first: dict = field(default_factory=dict, repr=False)
+    _last: dict = field(default_factory=dict, repr=False)
 
     def handle(self, path: str | Path, line: int | None, problem: str, detail: str = "") -> None:
         """Raise, or count ``problem`` (the reason, the same for every such line) when skipping;
@@ -43,6 +49,29 @@ class BadLines:
         self.counts[problem] += 1
         if len(self.examples) < 20:
             self.examples.append(f"{Path(path).name}:{line}: {said}")
+        key = str(path)
+        if line is not None and self._last.get(key) != line:  # a line with two problems is one line lost
+            self._last[key] = line
+            self.skipped[key] += 1
+            self.first.setdefault(key, f"line {line}: {said}")
+
+    def read(self, path: str | Path, records: int) -> None:
+        """``records`` more lines (or table rows) read from ``path``, skipped ones included."""
+        self.lines[str(path)] += records
+
+    def emptied(self) -> list[str]:
+        """The input files of which every line was skipped, each with its count and first problem:
+        ``reviews.jsonl: all 120 lines skipped (first: line 1: malformed JSON)``."""
+        out = []
+        for key, n in self.lines.items():
+            if n and self.skipped[key] >= n:
+                said = f"all {n} lines skipped" if n > 1 else "its only line skipped"
+                out.append(f"{Path(key).name}: {said} (first: {self.first[key]})")
+        return out
+
+    def why_empty(self) -> str:
+        """``"; "`` and :meth:`emptied`'s lines, for an error saying nothing usable is left ('' if none)."""
+        return "".join(f"; {said}" for said in self.emptied())
 
     def to_dict(self) -> dict:
         return {

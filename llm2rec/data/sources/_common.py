@@ -67,7 +67,7 @@ def iter_text_lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
     with one counted problem, keeping the lines read so far).
     """
     check_not_empty(path)
-    number = 0
+    number = blank = 0
     with open_binary(path) as fh:
         try:
             for number, raw in enumerate(fh, start=1):  # noqa: B007 - number is used after the loop
@@ -78,8 +78,13 @@ def iter_text_lines(path: Path, bad: BadLines) -> Iterator[tuple[int, str]]:
                     continue
                 if text.strip():
                     yield number, text
+                else:
+                    blank += 1
         except GZIP_ERRORS as exc:
             bad.handle(path, number + 1, f"compressed file is truncated or corrupt ({exc})")
+            number += 1  # the line it could not read counts as one, skipped
+        finally:
+            bad.read(path, number - blank)
 
 
 def parse_literal_list(text: str) -> list:
@@ -124,10 +129,13 @@ def read_csv_table(
         quoting=csv.QUOTE_MINIMAL,
         index_col=False,  # never turn a surplus first field into the index
     )
+    skipped = bad.skipped[str(path)]
     try:
-        return _read_csv_reporting_bad_rows(path, bad, path, kwargs)
+        df = _read_csv_reporting_bad_rows(path, bad, path, kwargs)
     except UnicodeDecodeError:
-        return _read_csv_reporting_bad_rows(path, bad, _utf8_lines_only(path, bad), kwargs)
+        df = _read_csv_reporting_bad_rows(path, bad, _utf8_lines_only(path, bad), kwargs)
+    bad.read(path, len(df) + bad.skipped[str(path)] - skipped)  # the rows kept and the rows skipped
+    return df
 
 
 def _read_csv_reporting_bad_rows(path: Path, bad: BadLines, source, kwargs: dict) -> pd.DataFrame:

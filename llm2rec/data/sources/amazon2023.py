@@ -74,7 +74,7 @@ def read(inputs: list[Path], *, bad: BadLines, **options) -> RawLog:
     for path in reviews:
         read_reviews(path, bad, users, items, times, ratings)
     if not users:
-        raise DataFormatError(reviews[0], "no usable review in the review file(s)")
+        raise DataFormatError(reviews[0], "no usable review in the review file(s)" + bad.why_empty())
     timestamps, converted = to_milliseconds(times)
     interactions = interactions_frame(users, items, timestamps, ratings)
     reviewed = dict.fromkeys(items)

@@ -80,7 +80,7 @@ def read(inputs: list[Path], *, bad: BadLines, use_shipped_split: bool = False, 
     tables = [_read_rows(csvs[i], bad, splits[i]) for i in order]
     rows = pd.concat(tables, ignore_index=True)
     if rows.empty:
-        raise DataFormatError(csvs[0], "no usable rows in the benchmark CSV(s)")
+        raise DataFormatError(csvs[0], "no usable rows in the benchmark CSV(s)" + bad.why_empty())
     timestamps, converted = to_milliseconds(rows["timestamp"].to_numpy())
     rows["timestamp"] = timestamps
     notes = {"rows": len(rows), **timestamp_notes(converted, len(rows))}

@@ -117,7 +117,7 @@ def read(
     for path, split in zip(csvs, splits):
         rows.extend(_read_csv(path, bad, catalogue, split or "train"))
     if not rows:
-        raise DataFormatError(csvs[0], "no usable rows")
+        raise DataFormatError(csvs[0], "no usable rows" + bad.why_empty())
     for path in files:
         if path.name.endswith(".item.json"):
             _read_item_json(path, catalogue)

@@ -109,7 +109,9 @@ def _pick_files(inputs: list[Path], items_path) -> tuple[Path, Path]:
 def _read_any(path: Path, bad: BadLines) -> pd.DataFrame:
     name = strip_compression(path.name)
     if name.endswith(".parquet"):
-        return read_parquet_table(path)
+        table = read_parquet_table(path)
+        bad.read(path, len(table))  # its rows, which the interaction checks may skip
+        return table
     if name.endswith((".jsonl", ".json")):
         return _read_jsonl(path, bad)
     return read_csv_table(path, bad, sep="\t" if name.endswith((".tsv", ".tab", ".txt")) else ",")
@@ -120,7 +122,7 @@ def _read_jsonl(path: Path, bad: BadLines) -> pd.DataFrame:
     for _, record in iter_json_objects(path, bad):
         records.append(record)
     if not records:
-        raise DataFormatError(path, "no usable JSON lines")
+        raise DataFormatError(path, "no usable JSON lines" + bad.why_empty())
     return pd.DataFrame.from_records(records)
 
 
@@ -160,7 +162,7 @@ def _interactions(table, path, bad, user_col, item_col, time_col, rating_col, ti
         bad.handle(path, int(index) + first_line, problem)
     keep = problems.isna().to_numpy()
     if not keep.any():
-        raise DataFormatError(path, "no usable interaction rows")
+        raise DataFormatError(path, "no usable interaction rows" + bad.why_empty())
     users, items, ratings = users[keep].tolist(), items[keep].tolist(), ratings[keep].to_numpy()
     timestamps = ms[keep] if time_col else ordinal_timestamps(users)
     if time_col:

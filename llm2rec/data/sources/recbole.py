@@ -147,6 +147,7 @@ def _read_atomic(path: Path, bad: BadLines) -> AtomicFile:
     header = next(lines, None)
     if header is None:
         raise DataFormatError(path, "no header line")
+    bad.read(path, -1)  # the header is not a record: a file whose every record was skipped lost them all
     fields = [f.split(":", 1)[0].strip() for f in header[1].rstrip("\r\n").split("\t")]
     if not all(fields) or len(set(fields)) != len(fields):
         raise DataFormatError(
@@ -227,7 +228,7 @@ def _from_interactions(tables, splits, opts, bad, item_keys, user_keys) -> RawLo
                 column.append(value)
             labels.append(split)
     if not users:
-        raise DataFormatError(tables[0].path, "no usable interaction rows")
+        raise DataFormatError(tables[0].path, "no usable interaction rows" + bad.why_empty())
     notes = {"shape": "one interaction per row", "rows": len(users)}
     if has_time:
         timestamps, converted = to_milliseconds(times)
@@ -257,7 +258,7 @@ def _from_sequences(tables, splits, opts, bad, item_keys, user_keys) -> RawLog:
             except ValueError as exc:
                 bad.handle(table.path, number, str(exc))
     if not rows_by_user:
-        raise DataFormatError(tables[0].path, "no usable rows")
+        raise DataFormatError(tables[0].path, "no usable rows" + bad.why_empty())
     users, items, labels, conflicts = [], [], [], 0
     for user, rows in rows_by_user.items():
         seq, seq_labels = [], []
