@@ -96,10 +96,8 @@ def run_stage(
     from llm2rec.train.setup import resolve_precision
 
     check_attn_implementation(config.attn_implementation)
-    out_dir = Path(out_dir)
-    work = work_dir_for(out_dir)
-    dataset = Dataset.load(dataset_dir)
-    wanted = stage_identity(model, dataset.checksum, config)
+    out_dir, dataset = Path(out_dir), Dataset.load(dataset_dir)
+    work, wanted = work_dir_for(out_dir), stage_identity(model, dataset.checksum, config)
     if _reusable_output(stage.name, out_dir, wanted, resume=resume, overwrite=overwrite):
         log.info("%s is a finished %s run; nothing to do (resume off to redo it)", out_dir, stage.name)
         return out_dir
