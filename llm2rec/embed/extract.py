@@ -67,7 +67,7 @@ def embed_items(
 ) -> Path:
     """Encode every item of ``dataset_dir`` and write ``out_path`` (.npy) plus its ``.json`` record.
 
-    ``encoder`` is an :class:`~llm2rec.embed.encoder.Encoder` or anything :meth:`Encoder.load` accepts
+    ``encoder`` is an :class:`~llm2rec.embed.encoder.Encoder` or anything :meth:`Encoder.from_pretrained` accepts
     (a model dir, ``smollm2-135m``, ``st:NAME``). An existing ``out_path`` is replaced only with
     ``overwrite`` and only when llm2rec wrote it. Returns ``out_path``.
     """
@@ -85,15 +85,15 @@ def embed_items(
     rank, world = procs.rank, procs.world
 
     if isinstance(encoder, str | Path):
-        encoder = Encoder.load(
+        encoder = Encoder.from_pretrained(
             encoder, pooling=pooling, bidirectional=bidirectional, device=procs.device, max_length=max_length
         )
     mine = np.arange(rank, len(texts), world)
     vectors = encoder.encode(
         [texts[i] for i in mine],
         batch_size=batch_size,
-        normalize=normalize,
-        show_progress=show_progress and rank == 0,
+        normalize_embeddings=normalize,
+        show_progress_bar=show_progress and rank == 0,
     )
 
     if world == 1:

@@ -1,4 +1,4 @@
-"""Tiny, randomly initialised Llama / Qwen2 models and a tokenizer built in-process, for tests.
+"""Tiny, randomly initialised Llama / Qwen2 models and tokenizers built in-process, for tests.
 
 Nothing here touches a model hub: the tokenizer is a byte-level BPE trained in a few milliseconds on a
 small built-in corpus of product-like titles, so it can encode any text (bytes never map to unk) and
@@ -11,6 +11,7 @@ from typing import Literal
 
 EOS = "<|endoftext|>"
 UNK = "<unk>"
+BOS = "<s>"
 
 # Product-title-like text so frequent merges look like the titles tests feed in.
 _CORPUS = """
@@ -26,9 +27,13 @@ the a of and for with in on to by from set pack new black white red blue green l
 """.strip()
 
 
-def make_tiny_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE ``PreTrainedTokenizerFast`` with eos, pad (= eos) and unk tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def make_tiny_tokenizer(vocab_size: int = 512, *, add_bos: bool = False):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` with eos, pad (= eos) and unk tokens.
+
+    ``add_bos``: like Llama / Mistral / Gemma tokenizers, it also has a BOS token (``<s>``) and puts it in
+    front of every text it encodes (the default one adds no special token, like Qwen2 and SmolLM2).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=UNK))
@@ -36,11 +41,17 @@ def make_tiny_tokenizer(vocab_size: int = 512):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS, UNK],
+        special_tokens=[EOS, UNK, BOS] if add_bos else [EOS, UNK],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
+    bos = {}
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
+        )
+        bos = {"bos_token": BOS, "add_bos_token": True}
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS,
@@ -48,6 +59,7 @@ def make_tiny_tokenizer(vocab_size: int = 512):
         unk_token=UNK,
         padding_side="left",
         model_max_length=4096,
+        **bos,
     )
 
 

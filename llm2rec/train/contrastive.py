@@ -332,7 +332,7 @@ def run_contrastive(
     """Train the item-level contrastive stage from ``model_dir`` (an MNTP output or any model dir).
 
     Returns ``out_dir``, the encoder: a plain HF dir (base model, no LM head) whose config records
-    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.load`, plus
+    bidirectional attention and mean pooling, loadable by :meth:`llm2rec.Encoder.from_pretrained`, plus
     ``contrastive.json`` and ``metrics.jsonl``. Settings: ``config`` when given, else the preset with
     ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """

