@@ -1,8 +1,9 @@
 """What every LLM stage hands on (the stage-output contract), in one place.
 
 A finished stage's ``--out`` is the chosen checkpoint's model and tokenizer files (a plain Hugging Face
-directory), ``<stage>.json`` (settings, data checksum, losses, wall time), ``metrics.jsonl`` and, when the
-run logged to TensorBoard, ``logs/`` (the event files). While it trains, its state lives in ``<out>.work``
+directory), ``<stage>.json`` (settings, data checksum, losses, wall time), ``metrics.jsonl``, ``README.md``
+(the model card: the directory can be published as it is) and, when the run logged to TensorBoard, ``logs/``
+(the event files). While it trains, its state lives in ``<out>.work``
 (:func:`llm2rec.io.work_dir_for`): the loop's ``checkpoints/``, ``best/`` and ``last/`` model dirs,
 ``metrics.jsonl`` and ``done.json`` (the loop's result; a loop dir with one is itself a valid model
 reference, see :func:`llm2rec.llm.backbone.resolve_model_dir`).
@@ -60,12 +61,16 @@ def read_metrics(out_dir: str | Path) -> list[dict]:
 
 
 def publish(result, work: Path, out_dir: Path, stage: str, record: dict, *, keep_work: bool) -> None:
-    """Copy the chosen model dir to ``out_dir`` with ``<stage>.json``, the metrics and tracker logs, atomically."""
+    """Copy the chosen model dir to ``out_dir`` with ``<stage>.json``, the metrics, tracker logs and the model
+    card (``README.md``, :mod:`llm2rec.train.model_card`), atomically."""
+    from llm2rec.train.model_card import write_model_card
+
     with atomic_dir(out_dir, overwrite=True, kind=output_kind(stage), legacy=(record_name(stage),)) as tmp:
         shutil.copytree(result.chosen_dir, tmp, dirs_exist_ok=True)
         shutil.copy2(work / METRICS_FILE, tmp / METRICS_FILE)
         if (work / TRACKER_RUN).is_dir():
             shutil.copytree(work / TRACKER_RUN, tmp / PUBLISHED_LOGS)
         atomic_write_json(tmp / record_name(stage), record)
+        write_model_card(tmp, record, read_metrics(work), out_dir.name)
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
