@@ -1,20 +1,20 @@
 """``llm2rec report RUN`` (also a run's last step): Markdown + self-contained HTML from a run directory.
 
 Reads ``results.json`` (one entry per encoder × recommender), the dataset manifest, each training stage's
-``metrics.jsonl`` and ``pipeline.json`` (wall times); writes ``report.md``, ``report.html`` (images inlined
-as base64, so the page is one file) and PNG plots under ``plots/``.
+``metrics.jsonl`` and ``pipeline.json`` (wall times); writes ``report.md``, ``report.html`` (rendered by
+markdown-it-py, images inlined as base64, so the page is one file: :mod:`llm2rec.pipeline.report_html`)
+and PNG plots under ``plots/``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 
 from llm2rec.io import atomic_write_text
 from llm2rec.pipeline.layout import RunLayout
 from llm2rec.pipeline.report_groups import group_sections
+from llm2rec.pipeline.report_html import markdown_to_html
 from llm2rec.pipeline.report_verdict import verdict_section
 from llm2rec.train import TRAINING_STAGES
 from llm2rec.train.outputs import read_metrics
@@ -212,48 +212,6 @@ def build_markdown(layout: RunLayout, results: dict, stage_plots: dict, results_
         "",
     ]
     return "\n".join(lines)
-
-
-def markdown_to_html(md: str, run_dir: Path) -> str:
-    """A small converter for the Markdown this module writes (headings, tables, images, paragraphs);
-    images are inlined so the page is self-contained."""
-    body, table = [], []
-
-    def flush_table():
-        if table:
-            rows = [r for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows]
-            head = "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
-            rest = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in cells[1:])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rest}</tbody></table>")
-            table.clear()
-
-    for line in md.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("![") and "](" in line:
-            alt, src = line[2:].split("](", 1)
-            data = base64.b64encode((run_dir / src.rstrip(")")).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    flush_table()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}")  # fmt: skip
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>llm2rec report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-
-
-def _inline(text: str) -> str:
-    import re
-
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
 def write_report(run_dir: str | Path) -> Path:

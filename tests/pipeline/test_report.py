@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from llm2rec.pipeline.report import results_table, write_report
+from llm2rec.pipeline.report import markdown_to_html, results_table, write_report
 
 
 def _entry(encoder, r10, seeds=2):
@@ -49,9 +49,40 @@ def test_report_files(tmp_path):
     )
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<table>" in html
+    assert "<li>sasrec, text-only: yes: <code>llm2rec</code> (against id).</li>" in html  # a list, not <p>-
     assert (tmp_path / "plots" / "results.png").stat().st_size > 1000
 
 
 def test_missing_results_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json"):
         write_report(tmp_path)
+
+
+PNG = bytes.fromhex(  # a 1x1 PNG
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+def test_html_renders_lists_links_tables_and_inlines_images(tmp_path):
+    # issue 36 §5: a real Markdown library; the hand-written converter made <p>- item</p> of a list and
+    # left links as text
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "p.png").write_bytes(PNG)
+    md = "\n".join([
+        "# Report `run`", "", "Some **bold** text and [the paper](https://arxiv.org/abs/2506.21579).", "",
+        "- first item", "- second item with `code`", "", "1. one", "2. two", "",
+        "| model | R@10 |", "|---|---:|", "| **llm2rec** | 0.1508 |", "| id | 0.1440 |", "",
+        "![results](plots/p.png)", "", "![gone](plots/missing.png)", "", "<script>alert(1)</script>",
+    ])  # fmt: skip
+    page = markdown_to_html(md, tmp_path)
+    assert page.startswith("<!doctype html>") and "<style>" in page
+    assert "<h1>Report <code>run</code></h1>" in page and "<strong>bold</strong>" in page
+    assert '<a href="https://arxiv.org/abs/2506.21579">the paper</a>' in page
+    assert "<ul>\n<li>first item</li>\n<li>second item with <code>code</code></li>\n</ul>" in page
+    assert "<ol>\n<li>one</li>" in page and "<p>-" not in page
+    assert "<table>" in page and "<th>model</th>" in page and "<td><strong>llm2rec</strong></td>" in page
+    assert page.count("data:image/png;base64,") == 1 and 'alt="results"' in page
+    assert "plots/p.png" not in page  # self-contained: no reference to a file beside it
+    assert "[image not found: gone]" in page and "plots/missing.png" not in page
+    assert "<script>" not in page and "&lt;script&gt;" in page  # raw HTML is escaped
