@@ -37,9 +37,18 @@ def _imports(tree: ast.Module, top_level_only: bool) -> set[str]:
     return {m for m in found if m.split(".")[0] in ("llm2rec", "typer")}
 
 
+# The front door's other entrance: ``python -m llm2rec`` runs the command, and is no library module.
+ENTRY_POINTS = {"llm2rec.__main__"}
+
+
 def test_only_the_cli_imports_typer_and_nothing_imports_the_cli():
     for name, tree in MODULES.items():
         if name == "llm2rec.cli" or name.startswith("llm2rec.cli."):
+            continue
+        if name in ENTRY_POINTS:
+            assert _imports(tree, top_level_only=False) == {"llm2rec.cli"}, (
+                f"{name} does more than start the cli"
+            )
             continue
         bad = {m for m in _imports(tree, top_level_only=False) if m == "typer" or m.startswith("llm2rec.cli")}
         assert not bad, f"{name} imports {bad}"

@@ -37,6 +37,23 @@ for _area in (data, run, seqrec, train, embed, serve):
     _area.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from llm2rec.versions import package_version
+
+        typer.echo(package_version())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print llm2rec's version and exit."
+    ),
+) -> None:
+    pass
+
+
 def _exit_on_sigterm(signum, frame) -> None:
     # As for Ctrl-C: unwind, so every half-written output removes its temporary files on the way out.
     raise SystemExit(128 + signum)

@@ -8,6 +8,7 @@ from pathlib import Path
 from llm2rec.config import is_multi
 from llm2rec.embed.registry import encoder_spec
 from llm2rec.io import atomic_write_json
+from llm2rec.versions import library_versions
 
 SUMMARY_METRICS = ("recall@10", "ndcg@10")
 
@@ -39,6 +40,7 @@ def collect_results(pipe) -> dict:
         "seeds": pipe.cfg["seqrec"]["seeds"],
         "entries": entries,
         "stage_wall_seconds": {k: v.get("wall_seconds") for k, v in state.items()},
+        "versions": library_versions(),  # of this process, which collected the results
     }
     if is_multi(pipe.cfg):
         mix = pipe.cfg["mix"]

@@ -34,6 +34,7 @@ from llm2rec.train.outputs import (
     read_record,
     record_name,
 )
+from llm2rec.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ def run_stage(
         "processes": state.num_processes,
         # what auto resolved to ("no" = fp32): wall_s means little without it
         "precision": resolve_precision(config.mixed_precision, say=False),
+        "versions": library_versions(),  # llm2rec, torch, transformers, ...: what these numbers came from
         # this process only: a resumed run's earlier attempts are in the pipeline's wall_seconds
         "wall_s": time.perf_counter() - started,
     }

@@ -21,6 +21,7 @@ from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
 from llm2rec.train.csft import CSFTConfig, build_config, csft_loss, run_csft
 from llm2rec.train.csft_data import IGNORE, CSFTCollator, CSFTPair, encode_pair
 from llm2rec.train.setup import resolve_precision
+from llm2rec.versions import library_versions
 
 TITLES = [
     "Safety Goggles", "Nitrile Gloves Large", "Digital Caliper", "Glass Beaker Set", "Microscope Slides",
@@ -152,6 +153,8 @@ def test_run_csft_writes_a_plain_model_dir_and_resumes(tmp_path, dataset_dir, mo
     assert record["train_pairs"] > 0 and record["last_step"] == 4
     assert record["eval_loss_best"] < record["eval_loss_before"]
     assert record["precision"] == resolve_precision(build_config("cpu").mixed_precision, say=False)
+    assert record["versions"] == library_versions()  # llm2rec, torch, transformers, ... (issue 36)
+    assert record["versions"]["torch"] == torch.__version__
     for key in ("generation_before", "generation_after"):
         assert (
             set(record[key]) >= {"exact_match", "in_catalogue", "ended", "samples"}
