@@ -3,7 +3,7 @@
 
 setup: .venv/.llm2rec-ready
 
-.venv/.llm2rec-ready: pyproject.toml scripts/setup_env.sh
+.venv/.llm2rec-ready: pyproject.toml constraints.txt scripts/setup_env.sh
 	bash scripts/setup_env.sh
 
 demo: setup
