@@ -81,14 +81,19 @@ def seqrec_args(pipe, stage) -> tuple:
 
 def seqrec_job(dataset, model, embeddings, seeds, out_dir, options, threads: int | None = 1) -> float:
     """One encoder × recommender run; module-level so a process pool can call it. Returns seconds."""
+    from pathlib import Path
+
     import torch
 
     from llm2rec.seqrec import run_seqrec
+    from llm2rec.seqrec.progress import progress_label
 
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    # overwrite: the runner's fingerprints decide; resume keeps the seeds whose settings did not change
-    run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, resume=True,
-               overwrite=True, **{"progress": False, **options})  # fmt: skip
+    # overwrite: the runner's fingerprints decide; resume keeps the seeds whose settings did not change.
+    # No progress bar: each evaluation logs a line instead, named after the stage (seqrec/<encoder>-<model>)
+    with progress_label("/".join(Path(out_dir).parts[-2:])):
+        run_seqrec(dataset, model=model, embeddings=embeddings, seeds=seeds, out_dir=out_dir, resume=True,
+                   overwrite=True, **{"progress": False, **options})  # fmt: skip
     return time.perf_counter() - t0

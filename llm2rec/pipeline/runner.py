@@ -262,7 +262,20 @@ def _process_pool(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    root = logging.getLogger()
+    levels = (root.level, logging.getLogger("llm2rec").level) if root.handlers else None
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_logging, initargs=(levels,))  # fmt: skip
+
+
+def _worker_logging(levels: tuple[int, int] | None) -> None:
+    """A spawned worker starts with logging unconfigured: log as the main process does (``llm2rec run``
+    configures INFO), so a recommender's progress lines (:mod:`llm2rec.seqrec.progress`) show."""
+    if levels is None:
+        return
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=levels[0], format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llm2rec").setLevel(levels[1])
 
 
 def _leave_cores_for(workers: int) -> None:

@@ -14,6 +14,7 @@ from llm2rec.seqrec.data import Examples, SeqRecData, TrainRows
 from llm2rec.seqrec.metrics import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, full_ranking_ranks, metrics_from_ranks
 from llm2rec.seqrec.models import SequentialRecommender
 from llm2rec.seqrec.optim import AdamW
+from llm2rec.seqrec.progress import EvalLog
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +111,18 @@ def epoch_batches(rows: TrainRows, batch_size: int, generator: torch.Generator, 
 
 def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: int) -> TrainResult:
     """Train ``model`` on ``data.train_rows`` (the targets of ``data.train`` in whole-sequence rows); validate every ``eval_every`` epochs on ``cfg.valid_metric``; stop
-    when it has not improved for ``patience`` epochs; leave the best validated state loaded."""
+    when it has not improved for ``patience`` epochs; leave the best validated state loaded.
+
+    Without a progress bar (``cfg.progress`` off, as in ``llm2rec run``) each evaluation may log a line
+    (epoch, valid metric, best so far, ETA; rate-limited: :mod:`llm2rec.seqrec.progress`)."""
     device = next(model.parameters()).device
     optimizer = AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     rows = data.train_rows
     inputs, targets = rows.inputs.to(device), rows.targets.to(device)
-    best_score, best_epoch, best_valid, best_state = float("-inf"), 0, {}, None
-    curve: list[dict] = []
+    best, curve = _Best(), []
     started = time.perf_counter()
+    lines = EvalLog(cfg, seed, enabled=not cfg.progress)
     bar = tqdm(range(1, cfg.epochs + 1), desc="epochs", unit="ep", disable=not cfg.progress, leave=False)
     for epoch in bar:
         tick = time.perf_counter()
@@ -133,39 +137,47 @@ def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: 
             total, batches = total + loss.item(), batches + 1
         point = {"epoch": epoch, "loss": total / batches, "seconds": time.perf_counter() - tick}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            valid = evaluate(
-                model, data.valid, cfg.ks, cfg.exclude_history, cfg.eval_batch_size, cfg.memory_budget
-            )
-            point.update({f"valid_{k}": v for k, v in valid.items()})
-            if valid[cfg.valid_metric] > best_score:
-                best_score, best_epoch, best_valid = valid[cfg.valid_metric], epoch, valid
-                best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(
-                loss=f"{point['loss']:.3f}", valid=f"{valid[cfg.valid_metric]:.4f}", best=best_epoch
-            )
-            log.debug(
-                "epoch %d: loss %.4f, valid %s %.4f (best %.4f at epoch %d)",
-                epoch,
-                point["loss"],
-                cfg.valid_metric,
-                valid[cfg.valid_metric],
-                best_score,
-                best_epoch,
-            )
+            _validate(model, data, cfg, point, best)
+            bar.set_postfix(loss=f"{point['loss']:.3f}", valid=f"{best.last:.4f}", best=best.epoch)
+            last = epoch == cfg.epochs or epoch - best.epoch >= cfg.patience
+            lines.evaluated(epoch, point["loss"], best.last, best.score, best.epoch, last=last)
         curve.append(point)
-        if best_state is not None and epoch - best_epoch >= cfg.patience:
+        if best.state is not None and epoch - best.epoch >= cfg.patience:
             log.info(
                 "early stop at epoch %d; best %s %.4f at epoch %d",
                 epoch,
                 cfg.valid_metric,
-                best_score,
-                best_epoch,
+                best.score,
+                best.epoch,
             )
             break
     bar.close()
-    _warn_if_cut_short(len(curve), best_epoch, cfg)
-    model.load_state_dict(best_state)
-    return TrainResult(best_epoch, best_valid, len(curve), time.perf_counter() - started, curve)
+    _warn_if_cut_short(len(curve), best.epoch, cfg)
+    model.load_state_dict(best.state)
+    return TrainResult(best.epoch, best.valid, len(curve), time.perf_counter() - started, curve)
+
+
+@dataclass
+class _Best:
+    """The best validated state so far, and the latest valid score."""
+
+    score: float = float("-inf")
+    epoch: int = 0
+    valid: dict = field(default_factory=dict)
+    state: dict | None = None
+    last: float = float("nan")
+
+
+def _validate(
+    model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, point: dict, best: _Best
+) -> None:
+    """Score ``data.valid``; record it in ``point`` (the epoch's curve entry) and keep a new best state."""
+    valid = evaluate(model, data.valid, cfg.ks, cfg.exclude_history, cfg.eval_batch_size, cfg.memory_budget)
+    point.update({f"valid_{k}": v for k, v in valid.items()})
+    best.last = valid[cfg.valid_metric]
+    if best.last > best.score:
+        best.score, best.epoch, best.valid = best.last, point["epoch"], valid
+        best.state = copy.deepcopy(model.state_dict())
 
 
 def _warn_if_cut_short(epochs_run: int, best_epoch: int, cfg: TrainConfig) -> None:
