@@ -149,7 +149,11 @@ def run_clients(url: str, plan: list[list[dict]], requests: int, seconds: float 
                         out.failures.append(f"client {c} request {r}: {exc!r}")
                     continue
                 elapsed = time.perf_counter() - start
-                records.append(Record(c, b, resp.status_code, resp.json() if resp.content else None, elapsed))
+                try:
+                    answer = resp.json()
+                except ValueError:  # e.g. a 500's plain-text body: counted as a non-200, kept as text
+                    answer = {"text": resp.text}
+                records.append(Record(c, b, resp.status_code, answer, elapsed))
         with lock:
             out.records.extend(records)
 

@@ -26,6 +26,10 @@ import torch
 from llm2rec.errors import ConfigError
 from llm2rec.serve.history import Catalogue, HistoryEntry, norm_title
 
+# One text encoder loads at a time in a process: transformers' lazy imports are not thread-safe (two
+# recommenders' first new titles at once failed with "cannot import name 'AutoConfig'").
+_LOADING = threading.Lock()
+
 
 @dataclass(frozen=True)
 class Recommendation:
@@ -165,7 +169,8 @@ class Recommender:
         template = self.record.get("template", "{title}")
         texts = [_fill(template, t) for t in titles]
         with self._embed_lock:
-            encoder = self._load_encoder()
+            with _LOADING:
+                encoder = self._load_encoder()
             vectors = encoder.encode(texts, normalize=bool(self.record.get("normalize")))
             if self._reference is None and self.cfg.vector_norm != "none":
                 from llm2rec.data.vectors import load_item_vectors

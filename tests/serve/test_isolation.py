@@ -120,3 +120,34 @@ def test_concurrent_requests_each_see_only_their_own_new_titles(rec):
             assert [r.item_id for r in got] == [r.item_id for r in expected[c]]
             assert torch.allclose(torch.tensor([r.score for r in got]),
                                   torch.tensor([r.score for r in expected[c]]), rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+FIRST_NEW_TITLES_AT_ONCE = r"""
+import sys, threading
+from llm2rec.serve.recommender import Recommender
+recs = [Recommender.load(sys.argv[1], encoder="csft") for _ in range(4)]
+assert "transformers.models.auto" not in sys.modules  # so the encoders' first loads meet
+barrier, errors = threading.Barrier(len(recs)), []
+def first_request(rec, i):
+    barrier.wait()
+    try:
+        rec.rank([1, f"Thread {i} title"], k=3)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_request, args=(r, i)) for i, r in enumerate(recs)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_several_recommenders_load_their_encoders_at_once(tiny_run):
+    """A server holds one recommender per encoder; their first new titles may come at the same moment, in
+    a process that has not imported transformers yet (whose lazy imports are not thread-safe)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FIRST_NEW_TITLES_AT_ONCE, str(tiny_run)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]

@@ -82,6 +82,7 @@ def test_the_server_under_concurrent_load(tiny_run, tmp_path):
     print(json.dumps({**summary, "rss_mib": [before / 2**20, after / 2**20],
                       "test_wall_s": time.monotonic() - started}))  # fmt: skip
     assert not warm.failures and not result.failures, (warm.failures + result.failures)[:3]
+    assert len(warm.records) == CLIENTS * 12 and all(r.status == 200 for r in warm.records)
     assert summary["requests"] == CLIENTS * REQUESTS and summary["non_200"] == 0
     expected = {
         (c, b): _expected(recs, body) for c, bodies in enumerate(plan) for b, body in enumerate(bodies)
