@@ -73,7 +73,8 @@ def synthetic_data(seed: int = 0):
 
 
 def build(name: str, data, device):
-    from llm2rec.seqrec.run import SeqRecConfig, build_model
+    from llm2rec.seqrec.config import SeqRecConfig
+    from llm2rec.seqrec.registry import build_model
 
     torch.manual_seed(0)
     return build_model(SeqRecConfig(model=name).resolved(False), data, None).to(device)

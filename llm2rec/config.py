@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, 
 
 from llm2rec.embed.registry import ENCODER_NAMES
 from llm2rec.errors import ConfigError
+from llm2rec.seqrec.config import DEFAULT_SEEDS
 from llm2rec.typed import validated
 
 
@@ -77,7 +78,7 @@ class _Embed(_Section):
 
 class _Seqrec(_Section):
     models: Annotated[list[str], Field(min_length=1)] = ["sasrec"]
-    seeds: Annotated[list[int], Field(min_length=1)] = [2024, 2025, 2026]
+    seeds: Annotated[list[int], Field(min_length=1)] = list(DEFAULT_SEEDS)
     options: dict[str, Any] = {}
     workers: PositiveInt = 1  # > 1 runs the encoder × recommender jobs side by side (one torch thread each)
     # Encoders that also get a text+ID row (their frozen vectors plus a trainable ID embedding), e.g.
@@ -101,7 +102,7 @@ class _RunConfig(_Section):
     datasets: dict[str, _Dataset] = {}  # name -> dataset section: a multi-dataset run (see mix)
     mix: _Mix = _Mix()
     model: str = "smollm2-135m"
-    preset: str = "cpu"
+    preset: str = "auto"  # llm2rec.train.config.DEFAULT_PRESET: paper on a GPU, cpu elsewhere
     csft: dict[str, Any] = {}
     mntp: dict[str, Any] = {}
     contrastive: dict[str, Any] = {}
@@ -120,8 +121,10 @@ def validate_config(cfg: dict) -> dict:
     unknown encoders are errors. The training stages' sections are checked by the stages' own settings
     classes, every one of them, whether or not the run plans that stage."""
     from llm2rec.train import check_sections
+    from llm2rec.train.config import resolve_preset
 
     checked = validated(_RunConfig, cfg, where="config").model_dump()
+    checked["preset"] = resolve_preset(checked["preset"])  # every stage and record sees the one it chose
     check_sections(checked)
     bad = [e for e in checked["encoders"] if e not in ENCODER_NAMES]
     if bad:

@@ -23,6 +23,15 @@ def work_dir_for(out: str | Path) -> Path:
     return out.with_name(out.name + ".work") if out.name else out / ".work"
 
 
+def portable_path(path: str | Path, base: str | Path) -> str:
+    """How an output records a local ``path``: relative to the folder ``base`` it is written in (``/``
+    separated), so that a run moved or copied elsewhere still finds what it points at; a path that is not
+    on this machine (a hub id) stays as it is."""
+    if not Path(path).exists():
+        return str(path)
+    return Path(os.path.relpath(Path(path).absolute(), Path(base).absolute())).as_posix()
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import typer
 
-PRESET_HELP = "Settings preset: paper (METHOD §2-§4, GPU) or cpu (SmolLM2 on a laptop, minutes)."
+from llm2rec.train.config import DEFAULT_PRESET, PRESET_NAMES
+
+PRESET_HELP = (
+    "Settings preset: auto (paper on a GPU, cpu elsewhere), paper (METHOD §2-§4, GPU) or cpu "
+    "(SmolLM2 on a laptop, minutes)."
+)
 
 
 def assignments(help: str = "Override any setting, KEY=VALUE (repeatable), e.g. --set lr=1e-4."):
@@ -23,8 +28,17 @@ def max_steps():
     return typer.Option(None, "--max-steps", help="Optimizer steps (the preset's by default).")
 
 
+def _checked_preset(value: str) -> str:
+    """A checked choice, refused in the one-line form every bad input gets (not typer's usage box)."""
+    from llm2rec.errors import ConfigError
+
+    if value not in PRESET_NAMES:
+        raise ConfigError(f"unknown preset {value!r}; choose one of {', '.join(PRESET_NAMES)}")
+    return value
+
+
 def preset():
-    return typer.Option("paper", help=PRESET_HELP)
+    return typer.Option(DEFAULT_PRESET, help=PRESET_HELP, callback=_checked_preset, show_default=True)
 
 
 def lr():

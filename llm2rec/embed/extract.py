@@ -16,6 +16,7 @@ import numpy as np
 
 from llm2rec.data.vectors import VECTORS_KIND, save_item_vectors
 from llm2rec.errors import ConfigError
+from llm2rec.io import portable_path
 from llm2rec.outdir import check_output_file
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,10 @@ def embed_items(
             "normalize": bool(normalize),
             "num_items": dataset.num_items,
             "dataset_checksum": dataset.checksum,
-            "dataset": str(dataset_dir),
+            "dataset": portable_path(dataset_dir, out_path.parent),
             "processes": world,
+            # relative to the vector file: a run moved or copied elsewhere still finds its own encoder
+            "encoder_relative": portable_path(encoder.describe()["encoder"], out_path.parent),
         }
         save_item_vectors(out_path, merged, meta)
         log.info("wrote %s (%d x %d)", out_path, *merged.shape)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llm2rec.config import is_multi
@@ -163,6 +163,8 @@ def _training_stage(name: str, cfg: dict, layout: RunLayout) -> Stage:
     # Built once: fingerprinted here, handed to the stage when it runs. The resolved settings, not the
     # preset's name: editing a preset re-runs the stages it feeds.
     config = training_stage_module(name).build_config(cfg["preset"], **stage_settings(name, cfg))
+    if config.select_by == "sasrec":  # its probe trains the recommender as this run trains its rows
+        config = replace(config, probe_seqrec=dict(cfg["seqrec"]["options"]))
     settings = {"config": identity(config)}
     if name == "csft":
         settings["model"] = cfg["model"]
@@ -197,7 +199,7 @@ def _seqrec_stage(
     """One encoder × recommender row; ``with_id``: the text+ID row (vectors + trainable ID embeddings)."""
     deps = [_data_stage(ds)] + ([] if enc == "id" else [_on(f"embed:{enc}", ds)])
     s = cfg["seqrec"]
-    from llm2rec.seqrec.run import config_from_overrides
+    from llm2rec.seqrec.config import config_from_overrides
 
     options = {**s["options"], "item_repr": "text+id"} if with_id else s["options"]
     # Checked now (unknown keys, types, choices), not after the LLM stages have run for hours.
@@ -210,7 +212,7 @@ def _seqrec_stage(
 
 
 def _trained(model: str) -> bool:
-    from llm2rec.seqrec.baselines import BASELINES
+    from llm2rec.seqrec.config import BASELINES
 
     return model not in BASELINES
 
@@ -218,7 +220,7 @@ def _trained(model: str) -> bool:
 def _pairs_with(model: str, encoder: str, first: bool) -> bool:
     """Whether recommender ``model`` runs on ``encoder``'s vectors: knn needs vectors (not id); pop and
     random ignore them, so they run once, with the first encoder."""
-    from llm2rec.seqrec.baselines import BASELINES, NEEDS_VECTORS
+    from llm2rec.seqrec.config import BASELINES, NEEDS_VECTORS
 
     if model in NEEDS_VECTORS:
         return encoder != "id"

@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-BASELINES = ("pop", "random", "knn", "last")  # last: repeat the last history item (llm2rec.seqrec.groups)
-DETERMINISTIC = ("pop", "knn", "last")  # run once, not once per seed
-NEEDS_VECTORS = ("knn",)
+from llm2rec.seqrec.config import BASELINES, DETERMINISTIC, NEEDS_VECTORS
+
+__all__ = ["BASELINES", "DETERMINISTIC", "NEEDS_VECTORS", "centred_unit_vectors", "last_item_knn_vectors",
+           "popularity_vectors", "random_vectors"]  # fmt: skip
 
 
 def popularity_vectors(item_counts: np.ndarray, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -36,8 +36,7 @@ import pandas as pd
 import torch
 
 from llm2rec.errors import DatasetError
-
-SUPERVISE_CHOICES = ("all", "last")
+from llm2rec.seqrec.config import SUPERVISE_CHOICES, WINDOW_CHOICES
 
 
 @dataclass
@@ -182,9 +181,6 @@ def training_examples(
         targets=torch.from_numpy(flat[target_pos]),
         users=user_of_pos[target_pos],
     )
-
-
-WINDOW_CHOICES = ("exact", "chunked")
 
 
 def training_rows(

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-DEFAULT_KS = (5, 10, 20)
+from llm2rec.seqrec.config import DEFAULT_KS, DEFAULT_MEMORY_BUDGET
+
 METRIC_NAMES = ("recall", "ndcg", "mrr")
-DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for one block of float32 scores
 EXACT_FLOAT_COUNT = 1 << 23
 
 

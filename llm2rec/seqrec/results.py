@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from llm2rec.io import atomic_write_json, atomic_write_text
-
-STD_KINDS = ("population", "sample")
+from llm2rec.seqrec.config import STD_KINDS
 
 
 def aggregate(per_seed: Sequence[dict[str, float]], std: str = "population") -> dict[str, dict]:

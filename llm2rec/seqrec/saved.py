@@ -27,21 +27,23 @@ def load_models(results_dir: str | Path, dataset_dir: str | Path | None = None, 
     from llm2rec.data.dataset import Dataset
     from llm2rec.data.vectors import load_item_vectors
     from llm2rec.io import sha256_file
+    from llm2rec.seqrec.config import SeqRecConfig
     from llm2rec.seqrec.data import SeqRecData
-    from llm2rec.seqrec.run import SeqRecConfig, build_model
+    from llm2rec.seqrec.record import recorded_path
+    from llm2rec.seqrec.registry import build_model
     from llm2rec.typed import validated
 
     results_dir = Path(results_dir)
     record = _read_record(results_dir)
     cfg = validated(SeqRecConfig, record["config"], where="config")
-    dataset = Dataset.load(dataset_dir or record["dataset"]["path"])
+    dataset = Dataset.load(dataset_dir or recorded_path(results_dir, record["dataset"]["path"]))
     if record["dataset"]["checksum"] not in dataset.known_checksums:
         raise DataFormatError(
             dataset.root, f"is not the dataset {results_dir} was trained on (checksum differs)"
         )
     vectors = None
     if record.get("embeddings"):
-        path = Path(record["embeddings"]["path"])
+        path = recorded_path(results_dir, record["embeddings"]["path"])
         if sha256_file(path) != record["embeddings"]["sha256"]:
             raise DataFormatError(path, f"is not the embeddings file {results_dir} was trained with")
         vectors = load_item_vectors(path, dataset.num_items, dataset.known_checksums)

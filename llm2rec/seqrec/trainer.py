@@ -10,33 +10,14 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from llm2rec.seqrec.config import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, TrainConfig
 from llm2rec.seqrec.data import Examples, SeqRecData, TrainRows
-from llm2rec.seqrec.metrics import DEFAULT_KS, DEFAULT_MEMORY_BUDGET, full_ranking_ranks, metrics_from_ranks
+from llm2rec.seqrec.metrics import full_ranking_ranks, metrics_from_ranks
 from llm2rec.seqrec.models import SequentialRecommender
 from llm2rec.seqrec.optim import AdamW
 from llm2rec.seqrec.progress import EvalLog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 500
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    eval_every: int = 1
-    patience: int = 10  # epochs since the best validation score before stopping
-    valid_metric: str = "recall@20"
-    ks: tuple[int, ...] = DEFAULT_KS
-    exclude_history: bool = False
-    eval_batch_size: int = 2048
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
-    # Batches of rows sorted by width within chunks of this many batches (less padding computed; larger
-    # = less padding, less random batch composition). docs/results.md measures 8 against 64.
-    length_group: int = 8
-    progress: bool = True
-    plots: bool = True  # seed-<s>/curve.png (matplotlib: about 0.6 s a run)
 
 
 @dataclass

@@ -99,9 +99,12 @@ class Recommender:
             raise ConfigError(f"{results_dir} has no saved model {name}; saved: {', '.join(sorted(models))}")
         record = json.loads((results_dir / "config.json").read_text(encoding="utf-8"))
         from llm2rec.data.dataset import Dataset
+        from llm2rec.seqrec.record import recorded_path
 
-        ds = Dataset.load(record["dataset"]["path"])
+        # Paths the results dir recorded are relative to it: a moved or copied run still loads.
+        ds = Dataset.load(recorded_path(results_dir, record["dataset"]["path"]))
         embeddings = (record.get("embeddings") or {}).get("path")
+        embeddings = recorded_path(results_dir, embeddings) if embeddings else None
         return cls(models[name], ds, cfg, embeddings, name=f"{encoder}-{recommender}/{name}")
 
     # ------------------------------------------------------------------------------------ catalogue
@@ -171,7 +174,7 @@ class Recommender:
         with self._embed_lock:
             with _LOADING:
                 encoder = self._load_encoder()
-            vectors = encoder.encode(texts, normalize=bool(self.record.get("normalize")))
+            vectors = encoder.encode(texts, normalize_embeddings=bool(self.record.get("normalize")))
             if self._reference is None and self.cfg.vector_norm != "none":
                 from llm2rec.data.vectors import load_item_vectors
 
@@ -181,6 +184,14 @@ class Recommender:
         padded = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
         # The run's normalisation with the catalogue's statistics (its mean vector, its mean norm).
         return normalise_vectors(padded, self.cfg.vector_norm, reference=self._reference)[1:]
+
+    def _encoder_source(self) -> str:
+        """The encoder the vectors were made with: found beside the vector file first (the run's own,
+        wherever the run now is), else as recorded (a hub id, or an absolute path of an older record)."""
+        relative = self.record.get("encoder_relative")
+        if relative and (self.embeddings.parent / relative).exists():
+            return str(self.embeddings.parent / relative)
+        return self.record["encoder"]
 
     def _load_encoder(self):
         if self._encoder is None:
@@ -192,7 +203,7 @@ class Recommender:
                 if r["encoder_kind"] != "llm"
                 else {"pooling": r["pooling"], "bidirectional": r["bidirectional"]}
             )
-            self._encoder = Encoder.load(r["encoder"], **kwargs)
+            self._encoder = Encoder.load(self._encoder_source(), **kwargs)
         return self._encoder
 
     # ------------------------------------------------------------------------------- recommending

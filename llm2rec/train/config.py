@@ -137,11 +137,34 @@ class StageConfig(LoopConfig):
     # stage's own item vectors (llm2rec.train.probe), or the valid Recall@20 of a SASRec trained on them
     # (sasrec: the criterion closest to what the vectors are for, a recommender per evaluation).
     select_by: str = "loss"
+    # The settings of the select_by=sasrec probe's recommender (a run's seqrec.options; empty: the seqrec
+    # defaults), so that it trains "exactly as llm2rec seqrec" trains the run's rows.
+    probe_seqrec: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.select_by not in ("loss", "knn", "sasrec"):
             raise ConfigError(f"select_by must be 'loss', 'knn' or 'sasrec', got {self.select_by!r}")
+
+
+PRESET_NAMES = ("auto", "paper", "cpu")  # auto: paper on a GPU, cpu elsewhere (resolve_preset)
+DEFAULT_PRESET = "auto"  # every entry point's: llm2rec run, the stage commands, the Python functions
+
+
+def resolve_preset(preset: str, say: bool = True) -> str:
+    """``auto`` → ``paper`` where a CUDA GPU is present, ``cpu`` elsewhere (said once in the log);
+    another name is returned as is (an unknown one is refused by :func:`build_config`)."""
+    if preset != "auto":
+        return preset
+    import logging
+
+    import torch
+
+    chosen = "paper" if torch.cuda.is_available() else "cpu"
+    if say:
+        where = "a GPU" if chosen == "paper" else "no GPU"
+        logging.getLogger("llm2rec").info("preset auto: %s (%s found)", chosen, where)
+    return chosen
 
 
 def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict, where: str | None = None):
@@ -151,8 +174,9 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict, wh
     ``where`` names the settings in messages (a run config's section, ``csft``; default: ``cls``'s name).
     """
     where = where or cls.__name__
+    preset = resolve_preset(preset, say=False)
     if preset not in presets:
-        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESET_NAMES)}")
     values = dict(presets[preset])
     for key, value in overrides.items():
         if value is not None:
@@ -170,7 +194,7 @@ def build_config(cls, presets: dict[str, dict], preset: str, overrides: dict, wh
 
 # Settings added after run directories existed, left out of a stage's identity while at this default, so
 # that a finished stage whose settings did not change is not trained again after an upgrade.
-ADDED_LATER = {"max_epochs": None}
+ADDED_LATER = {"max_epochs": None, "probe_seqrec": {}}
 
 
 def identity(config) -> dict:

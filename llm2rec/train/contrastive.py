@@ -23,7 +23,7 @@ from llm2rec.errors import ConfigError
 from llm2rec.llm.pooling import POOLING_KEY, mean_pool
 from llm2rec.train import config as config_module
 from llm2rec.train.batching import LengthTagged, token_counts
-from llm2rec.train.config import StageConfig
+from llm2rec.train.config import DEFAULT_PRESET, StageConfig, resolve_preset
 from llm2rec.train.stage import Stage, StageInputs, StageParts, resolve_config, run_stage
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def info_nce(
     keys: torch.Tensor,
     query_ids: torch.Tensor,
     key_ids: torch.Tensor,
-    temperature: float = 0.2,
+    temperature: float,
     offset: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE of each query against all keys; query i's positive is key ``offset + i``.
@@ -64,7 +64,7 @@ def contrastive_loss(
     view_a: torch.Tensor,
     view_b: torch.Tensor,
     text_ids: torch.Tensor,
-    temperature: float = 0.2,
+    temperature: float,
     symmetric: bool = False,
     key_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -147,17 +147,25 @@ def encode_batch(model, batch: dict[str, torch.Tensor], hidden_dropout: float = 
     return mean_pool(hidden, batch["pool_mask"])
 
 
-def make_contrastive_loss_fn(temperature: float = 0.2, symmetric: bool = False, hidden_dropout: float = 0.0):
-    """``loss_fn(model, batch, accelerator)`` for the training loop."""
+@dataclass(frozen=True)
+class ItemContrastiveLoss:
+    """The stage's loss, holding its own settings (their defaults live in :class:`ContrastiveConfig`
+    only): ``loss(model, batch, accelerator)`` for the training loop."""
 
-    def loss_fn(model, batch, accelerator=None):
-        pooled = encode_batch(model, batch, hidden_dropout)
+    temperature: float
+    symmetric: bool
+    hidden_dropout: float
+
+    @classmethod
+    def from_config(cls, config: ContrastiveConfig) -> ItemContrastiveLoss:
+        return cls(config.temperature, config.symmetric, config.hidden_dropout)
+
+    def __call__(self, model, batch, accelerator=None):
+        pooled = encode_batch(model, batch, self.hidden_dropout)
         view_a, view_b = pooled.chunk(2, dim=0)
         return contrastive_loss(
-            view_a, view_b, batch["text_ids"], temperature, symmetric, batch.get("key_ids")
+            view_a, view_b, batch["text_ids"], self.temperature, self.symmetric, batch.get("key_ids")
         )
-
-    return loss_fn
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -302,7 +310,7 @@ def _build(inputs: StageInputs) -> StageParts:
         collator=TitlePairCollator(
             tokenizer, config.max_length, config.token_mask_probability, mask_id, config.seed
         ),
-        loss_fn=make_contrastive_loss_fn(config.temperature, config.symmetric, config.hidden_dropout),
+        loss_fn=ItemContrastiveLoss.from_config(config),
         record=record,
     )
 
@@ -323,7 +331,7 @@ def run_contrastive(
     dataset_dir: str | Path,
     out_dir: str | Path,
     *,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     resume: bool = True,
     overwrite: bool = False,
     config: ContrastiveConfig | None = None,
@@ -336,6 +344,7 @@ def run_contrastive(
     ``contrastive.json`` and ``metrics.jsonl``. Settings: ``config`` when given, else the preset with
     ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """
+    preset = resolve_preset(preset)
     config = resolve_config(build_config, config, preset, overrides)
     return run_stage(
         STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite

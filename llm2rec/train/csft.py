@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from llm2rec.errors import ConfigError
 from llm2rec.train import config as config_module
-from llm2rec.train.config import StageConfig
+from llm2rec.train.config import DEFAULT_PRESET, StageConfig, resolve_preset
 from llm2rec.train.csft_data import (
     IGNORE,
     CSFTCollator,
@@ -213,7 +213,7 @@ def run_csft(
     model: str | Path,
     out_dir: str | Path,
     *,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     resume: bool = True,
     overwrite: bool = False,
     config: CSFTConfig | None = None,
@@ -226,6 +226,7 @@ def run_csft(
     ``config`` when given, else the preset with ``overrides``. See :func:`llm2rec.train.stage.run_stage`
     for resuming.
     """
+    preset = resolve_preset(preset)
     config = resolve_config(build_config, config, preset, overrides)
     return run_stage(
         STAGE, model, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from llm2rec.data.text import unique_titles
 from llm2rec.train import config as config_module
 from llm2rec.train.batching import LengthTagged, token_counts
-from llm2rec.train.config import StageConfig
+from llm2rec.train.config import DEFAULT_PRESET, StageConfig, resolve_preset
 from llm2rec.train.stage import Stage, StageInputs, StageParts, evaluations, resolve_config, run_stage
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def run_mntp(
     dataset_dir: str | Path,
     out_dir: str | Path,
     *,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     resume: bool = True,
     overwrite: bool = False,
     config: MNTPConfig | None = None,
@@ -286,6 +286,7 @@ def run_mntp(
     masked-token accuracy before and after) and ``metrics.jsonl``. Settings: ``config`` when given, else
     the preset with ``overrides``. See :func:`llm2rec.train.stage.run_stage` for resuming.
     """
+    preset = resolve_preset(preset)
     config = resolve_config(build_config, config, preset, overrides)
     return run_stage(
         STAGE, model_dir, dataset_dir, out_dir, config, preset=preset, resume=resume, overwrite=overwrite

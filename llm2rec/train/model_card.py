@@ -10,6 +10,7 @@ checksum, the validation metrics the stage logged, licence, how to load it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 CARD_FILE = "README.md"
@@ -23,19 +24,31 @@ _WHAT = {
 _SKIP_FIELDS = {"stage", "model", "dataset", "dataset_checksum", "identity", "preset", "config"}
 
 
-def upstream_records(record: dict) -> list[dict]:
-    """The records of the stages ``record`` was trained after, upstream first (those still on disk)."""
+def recorded_model(model, where: Path) -> Path | None:
+    """The local directory a record's ``model`` names: records store it relative to their own folder
+    ``where`` (older ones as given, absolute or relative to where the command ran); None for a hub id."""
+    if not model:
+        return None
+    for candidate in (Path(where) / model, Path(model)):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def upstream_records(record: dict, where: Path) -> list[dict]:
+    """The records of the stages ``record`` (the record of folder ``where``) was trained after, upstream
+    first (those still on disk)."""
     from llm2rec.train import TRAINING_STAGES
 
-    chain, model, seen = [], record.get("model"), set()
-    while model and Path(model).is_dir() and model not in seen:
-        seen.add(model)
-        found = [Path(model) / f"{s}.json" for s in TRAINING_STAGES if (Path(model) / f"{s}.json").is_file()]
+    chain, model, seen = [], recorded_model(record.get("model"), where), set()
+    while model is not None and model.resolve() not in seen:
+        seen.add(model.resolve())
+        found = [model / f"{s}.json" for s in TRAINING_STAGES if (model / f"{s}.json").is_file()]
         if not found:
             break
         upstream = json.loads(found[0].read_text(encoding="utf-8"))
         chain.insert(0, upstream)
-        model = upstream.get("model")
+        model = recorded_model(upstream.get("model"), model)
     return chain
 
 
@@ -128,10 +141,11 @@ def _metrics_section(record: dict, events: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def _dataset_section(record: dict) -> list[str]:
+def _dataset_section(record: dict, where: Path) -> list[str]:
     lines = ["## Dataset", "", f"`{record.get('dataset')}`, checksum `{record.get('dataset_checksum')}` "
              "(sha256 over its tables, as `llm2rec prepare` wrote them in `manifest.json`)."]  # fmt: skip
-    manifest = Path(str(record.get("dataset"))) / "manifest.json"
+    folder = recorded_model(record.get("dataset"), where)  # a folder the record names, as for models
+    manifest = (folder or Path(str(record.get("dataset")))) / "manifest.json"
     try:
         info = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -193,10 +207,14 @@ def _usage_section(name: str, config: dict) -> list[str]:
     ]
 
 
-def model_card(record: dict, events: list[dict], model_config: dict, name: str) -> str:
-    """The card's Markdown (YAML front matter first, as the Hugging Face hub reads it)."""
-    chain = [*upstream_records(record), record]
+def model_card(record: dict, events: list[dict], model_config: dict, name: str, where: Path) -> str:
+    """The card's Markdown (YAML front matter first, as the Hugging Face hub reads it); ``where`` is the
+    folder ``record`` belongs to (the paths it records are relative to it)."""
+    chain = [*upstream_records(record, where), record]
     base = str(chain[0].get("model"))
+    local_base = recorded_model(base, where if len(chain) == 1 else _folder_of(chain, where))
+    if local_base is not None:  # the folder it was, not the relative path the record keeps
+        base = os.path.normpath(local_base.absolute())
     licence = _base_licence(base)
     front = ["---", "library_name: transformers", "pipeline_tag: feature-extraction",
              "tags: [llm2rec, recommendation, sequential-recommendation, feature-extraction]"]  # fmt: skip
@@ -225,7 +243,7 @@ def model_card(record: dict, events: list[dict], model_config: dict, name: str) 
     ]
     for r in chain:
         lines += _stage_section(r)
-    lines += _dataset_section(record) + _metrics_section(record, events)
+    lines += _dataset_section(record, where) + _metrics_section(record, events)
     lines += [
         "## Licence",
         "",
@@ -238,6 +256,14 @@ def model_card(record: dict, events: list[dict], model_config: dict, name: str) 
     return "\n".join(lines)
 
 
+def _folder_of(chain: list[dict], where: Path) -> Path:
+    """The folder of the first record of ``chain`` (the one whose ``model`` is the base model)."""
+    folder = Path(where)
+    for record in reversed(chain[1:]):
+        folder = recorded_model(record.get("model"), folder) or folder
+    return folder
+
+
 def write_model_card(model_dir: Path, record: dict, events: list[dict], name: str) -> Path:
     """Write ``model_dir/README.md`` (``model_dir`` holds the chosen model's ``config.json``)."""
     from llm2rec.io import atomic_write_text
@@ -247,5 +273,5 @@ def write_model_card(model_dir: Path, record: dict, events: list[dict], name: st
     except (OSError, ValueError):
         config = {}
     path = Path(model_dir) / CARD_FILE
-    atomic_write_text(path, model_card(record, events, config, name))
+    atomic_write_text(path, model_card(record, events, config, name, Path(model_dir)))
     return path

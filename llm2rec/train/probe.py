@@ -103,16 +103,16 @@ class ValidSASRecProbe(ValidKnnProbe):
     The recommender is built and trained exactly as ``llm2rec seqrec --model sasrec`` builds and trains
     one seed (same seeding, model, adapter and early stopping); only the test split is left out."""
 
-    def __init__(self, dataset, tokenizer, max_length: int, batch_size: int = 64, seed: int = 2024,
-                 patience: int = 10):  # fmt: skip
+    def __init__(self, dataset, tokenizer, max_length: int, batch_size: int = 64, seed: int | None = None,
+                 seqrec: dict | None = None):  # fmt: skip
+        from llm2rec.seqrec.config import DEFAULT_SEEDS, config_from_overrides
         from llm2rec.seqrec.data import SeqRecData
-        from llm2rec.seqrec.run import config_from_overrides
 
         super().__init__(dataset, tokenizer, max_length, batch_size)
-        self.seed = seed
-        self.seqrec = config_from_overrides(
-            model="sasrec", patience=patience, progress=False, plots=False
-        ).resolved(has_embeddings=True)
+        self.seed = DEFAULT_SEEDS[0] if seed is None else seed
+        # The run's own seqrec settings (its seqrec.options), else the seqrec defaults: one home for each.
+        settings = {**(seqrec or {}), "model": "sasrec", "progress": False, "plots": False}
+        self.seqrec = config_from_overrides(**settings).resolved(has_embeddings=True)
         valid = dataset.split("valid")
         # The valid rows fill the test slot too: fitting reads the training rows and valid only, and a
         # training union (several datasets) has no test split at all.
@@ -121,7 +121,8 @@ class ValidSASRecProbe(ValidKnnProbe):
         )
 
     def __call__(self, model) -> dict[str, float]:
-        from llm2rec.seqrec.run import build_model, seed_everything
+        from llm2rec.seqrec.registry import build_model
+        from llm2rec.seqrec.run import seed_everything
         from llm2rec.seqrec.trainer import fit
 
         vectors = self.vectors(model).numpy()

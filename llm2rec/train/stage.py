@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2rec.errors import ConfigError, DatasetError, OutputError
-from llm2rec.io import work_dir_for
+from llm2rec.io import portable_path, work_dir_for
 from llm2rec.train.config import StageConfig
 from llm2rec.train.identity import differences, recorded_identity, stage_identity
 from llm2rec.train.outputs import (
@@ -127,8 +127,8 @@ def run_stage(
     )
     record = {
         "stage": stage.name,
-        "model": str(model),
-        "dataset": str(dataset_dir),
+        "model": portable_path(model, out_dir),  # relative to the output: a moved run keeps its records true
+        "dataset": portable_path(dataset_dir, out_dir),
         "dataset_checksum": inputs.dataset.checksum,
         "identity": wanted,
         "preset": preset,
@@ -167,8 +167,11 @@ def _select_on_valid_probe(parts: StageParts, inputs: StageInputs, config: Stage
         log.warning("the dataset has no valid split: choosing the checkpoint by the stage's own loss")
         return
     own = parts.eval_fn or (mean_loss_eval(parts.loss_fn) if parts.eval_set is not None else None)
-    probe_class = ValidSASRecProbe if config.select_by == "sasrec" else ValidKnnProbe
-    probe = probe_class(inputs.dataset, parts.tokenizer, config.max_length)
+    probe = (
+        ValidSASRecProbe(inputs.dataset, parts.tokenizer, config.max_length, seqrec=config.probe_seqrec)
+        if config.select_by == "sasrec"
+        else ValidKnnProbe(inputs.dataset, parts.tokenizer, config.max_length)
+    )
     parts.eval_fn = with_probe_selection(own, probe, SELECTION_METRICS[config.select_by])
     if parts.eval_set is None:  # the loop evaluates only when it has a set; the probe reads no batch
         parts.eval_set = [parts.train_set[0]]

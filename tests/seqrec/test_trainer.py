@@ -2,10 +2,11 @@ import numpy as np
 import torch
 
 import llm2rec.seqrec.trainer as trainer
+from llm2rec.seqrec.config import TrainConfig
 from llm2rec.seqrec.data import SeqRecData
 from llm2rec.seqrec.item_encoder import ItemEncoder
 from llm2rec.seqrec.models import GRU4Rec, SASRec
-from llm2rec.seqrec.trainer import TrainConfig, evaluate, fit
+from llm2rec.seqrec.trainer import evaluate, fit
 
 
 def _small_sasrec(data, item_repr="id", vectors=None, hidden=32):

@@ -121,3 +121,25 @@ def test_the_page_shows_recommendations_in_a_real_browser(tiny_run):
         thread.join(10)
     assert dom.count('class="rec') >= 20  # two encoders' top 10, rendered by the page's script
     assert "<h2>csft</h2>" in dom and "<h2>id</h2>" in dom
+
+
+def test_a_moved_run_still_recommends_and_embeds_new_titles(tiny_run, tmp_path):
+    """Every path a run stores is relative to it (issue 36): moved elsewhere, it loads, ranks and embeds
+    with its own encoder, and reads nothing at the old place."""
+    import shutil
+
+    from llm2rec.serve.recommender import Recommender
+
+    before = Recommender.load(tiny_run, encoder="csft").recommend(["a title nobody typed before"], k=5)
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.move(str(tiny_run), str(moved))
+    try:
+        for encoder in ("id", "csft"):
+            record = (moved / "seqrec" / f"{encoder}-sasrec" / "config.json").read_text()
+            assert str(tiny_run) not in record, record
+        rec = Recommender.load(moved, encoder="csft")
+        after = rec.recommend(["a title nobody typed before"], k=5)
+        assert [r.item_id for r in after] == [r.item_id for r in before]
+        assert Recommender.load(moved, encoder="id").recommend(["id:1"], k=3)
+    finally:
+        shutil.move(str(moved), str(tiny_run))

@@ -37,8 +37,8 @@ def test_identical_titles_are_not_negatives():
     k[1] = q[0]  # title 1 is the same text as title 0: its view looks exactly like 0's positive
     distinct = torch.tensor([0, 1, 2])
     same = torch.tensor([0, 0, 2])
-    with_false_negative, _ = info_nce(q, k, distinct, distinct)
-    masked, _ = info_nce(q, k, same, same)
+    with_false_negative, _ = info_nce(q, k, distinct, distinct, 0.2)
+    masked, _ = info_nce(q, k, same, same, 0.2)
     assert masked < with_false_negative
     # masking removes exactly the duplicate column from row 0's softmax
     scores = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).T / 0.2

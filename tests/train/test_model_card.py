@@ -11,7 +11,14 @@ from llm2rec.llm.tiny import make_tiny_model, make_tiny_tokenizer
 from llm2rec.train.model_card import MAX_EVAL_ROWS, _eval_rows
 from tests.train.test_csft import FAST, dataset_dir  # noqa: F401  (the tiny dataset fixture)
 
-SECTIONS = ("## Base model", "## Stages", "## Dataset", "## Validation metrics", "## Licence", "## How to load it")
+SECTIONS = (
+    "## Base model",
+    "## Stages",
+    "## Dataset",
+    "## Validation metrics",
+    "## Licence",
+    "## How to load it",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,9 @@ def test_every_published_stage_holds_a_model_card(chain, stage):
     for section in SECTIONS:
         assert f"\n{section}\n" in card, section
     assert f"`{base}`" in card  # the base model, also for the later stages
-    assert record["dataset_checksum"] in card and str(dataset) in card
+    # the dataset by checksum, and by the path its record keeps (relative to the model folder)
+    assert record["dataset_checksum"] in card and f"`{record['dataset']}`" in card
+    assert "users," in card and "interactions" in card  # its manifest found from the model folder
     assert "the base model's licence applies" in card
     # the stages and their settings, upstream first
     upto = ["csft", "mntp", "contrastive"][: ["csft", "mntp", "contrastive"].index(stage) + 1]

@@ -93,10 +93,12 @@ def test_sasrec_probe_trains_the_recommender_seqrec_trains_on_the_valid_split_on
     from llm2rec.train.probe import ValidSASRecProbe
 
     tokenizer, model, dataset = setting
-    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, patience=3)
+    settings = {"patience": 3, "hidden": 32}  # the run's own seqrec settings reach the probe
+    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, seqrec=settings)
+    assert probe.seqrec.train.patience == 3 and probe.seqrec.ffn == 64
     metrics = probe(model)
     np.save(tmp_path / "v.npy", probe.vectors(model).numpy())
-    run_seqrec(dataset.root, model="sasrec", embeddings=tmp_path / "v.npy", seeds=[7], patience=3,
+    run_seqrec(dataset.root, model="sasrec", embeddings=tmp_path / "v.npy", seeds=[7], **settings,
                progress=False, plots=False, out_dir=tmp_path / "sasrec")  # fmt: skip
     seed = json.loads((tmp_path / "sasrec" / "seed-7" / "metrics.json").read_text())
     for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20"):
@@ -130,7 +132,7 @@ def test_the_sasrec_probe_leaves_the_training_rngs_as_they_were(setting):
     from llm2rec.train.probe import ValidSASRecProbe
 
     tokenizer, model, dataset = setting
-    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, patience=2)
+    probe = ValidSASRecProbe(dataset, tokenizer, max_length=32, seed=7, seqrec={"patience": 2})
     torch.manual_seed(123), np.random.seed(123), random.seed(123)
     expected = (torch.rand(3), np.random.rand(3), random.random())
     torch.manual_seed(123), np.random.seed(123), random.seed(123)
