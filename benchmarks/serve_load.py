@@ -167,23 +167,48 @@ def run_clients(url: str, plan: list[list[dict]], requests: int, seconds: float 
     return out
 
 
-def summarise(result: LoadResult) -> dict:
-    latencies = sorted(r.seconds for r in result.records)
+def _latency_ms(seconds: list[float]) -> dict:
+    latencies = sorted(seconds)
     if not latencies:
-        return {"requests": 0, "failures": len(result.failures)}
+        return {}
 
     def quantile(q: float) -> float:
         return latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))]
 
+    return {"requests": len(latencies), "p50": round(1000 * quantile(0.5), 2),
+            "p99": round(1000 * quantile(0.99), 2), "max": round(1000 * latencies[-1], 2),
+            "mean": round(1000 * sum(latencies) / len(latencies), 2)}  # fmt: skip
+
+
+def _has_new_title(record: Record) -> bool:
+    return any(h.get("kind") == "new" for h in (record.answer or {}).get("history", []))
+
+
+def summarise(result: LoadResult) -> dict:
+    """Counts, requests per second and latency quantiles: all requests, and split by whether the history
+    held a new title (embedded by the server's LLM) or only catalogue items."""
+    if not result.records:
+        return {"requests": 0, "failures": len(result.failures)}
     return {
-        "requests": len(latencies),
+        "requests": len(result.records),
         "non_200": sum(r.status != 200 for r in result.records),
         "failures": len(result.failures),
         "wall_s": round(result.wall_s, 3),
-        "requests_per_s": round(len(latencies) / result.wall_s, 2),
-        "latency_ms": {"p50": round(1000 * quantile(0.5), 2), "p99": round(1000 * quantile(0.99), 2),
-                       "max": round(1000 * latencies[-1], 2), "mean": round(1000 * sum(latencies) / len(latencies), 2)},
-    }  # fmt: skip
+        "requests_per_s": round(len(result.records) / result.wall_s, 2),
+        "latency_ms": _latency_ms([r.seconds for r in result.records]),
+        "latency_ms_catalogue_only": _latency_ms(
+            [r.seconds for r in result.records if not _has_new_title(r)]
+        ),
+        "latency_ms_with_new_titles": _latency_ms([r.seconds for r in result.records if _has_new_title(r)]),
+    }
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def fetch_catalogue(url: str, count: int = 200) -> tuple[dict, list[dict]]:
@@ -215,6 +240,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--log", type=Path, default=Path("serve_load.log"), help="the server's output")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     run = load(args.run_dir, args.clients, args.requests, args.seconds, args.log)
     summary = summarise(run["result"])
     mib = 2**20
@@ -226,15 +252,18 @@ def main() -> None:
         "new_titles_per_client": 3,
         **summary,
         "server_rss_mib": {"before": round(run["rss_before"] / mib, 1), "after": round(run["rss_after"] / mib, 1)},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0]},
+        "machine": {"platform": platform.platform(), "processor": cpu_model(), "cpus": os.cpu_count(),
+                    "python": sys.version.split()[0], "device": "cpu (the server loads every model on the CPU)"},
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "note": "server and clients share the machine; a shared machine adds noise",
     }  # fmt: skip
-    lat = summary.get("latency_ms", {})
     print(f"{summary['requests']} requests from {args.clients} clients in {summary.get('wall_s')} s: "
-          f"{summary.get('requests_per_s')} req/s, p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms; "
-          f"non-200 {summary.get('non_200')}, failures {summary['failures']}; server RSS "
-          f"{result['server_rss_mib']['before']} → {result['server_rss_mib']['after']} MiB")  # fmt: skip
+          f"{summary.get('requests_per_s')} req/s; non-200 {summary.get('non_200')}, failures "
+          f"{summary['failures']}; server RSS {result['server_rss_mib']['before']} → "
+          f"{result['server_rss_mib']['after']} MiB")  # fmt: skip
+    for key in ("latency_ms", "latency_ms_catalogue_only", "latency_ms_with_new_titles"):
+        lat = summary.get(key, {})
+        print(f"  {key}: {lat.get('requests')} requests, p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms")
     from llm2rec.io import atomic_write_json
 
     atomic_write_json(args.out, result)
