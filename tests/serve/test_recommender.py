@@ -108,19 +108,24 @@ def test_the_page_shows_recommendations_in_a_real_browser(tiny_run):
                                            log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+
+    def dom(query: str) -> str:
+        return subprocess.run(
+            [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+             "--dump-dom", f"http://127.0.0.1:{port}/{query}"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+
     try:
         while not server.started:
             time.sleep(0.05)
-        dom = subprocess.run(
-            [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
-             "--dump-dom", f"http://127.0.0.1:{port}/?user=0"],
-            capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
+        user, refused = dom("?user=0"), dom("?h=id:1&h=1984&k=1000")
     finally:
         server.should_exit = True
         thread.join(10)
-    assert dom.count('class="rec') >= 20  # two encoders' top 10, rendered by the page's script
-    assert "<h2>csft</h2>" in dom and "<h2>id</h2>" in dom
+    assert user.count('class="rec') >= 20  # two encoders' top 10, rendered by the page's script
+    assert "<h2>csft</h2>" in user and "<h2>id</h2>" in user and "→ item id" in user
+    assert 'class="error"' in refused and "k: Input should be less than or equal to 100" in refused
 
 
 def test_a_moved_run_still_recommends_and_embeds_new_titles(tiny_run, tmp_path):
