@@ -2,26 +2,47 @@
 an item-vector file (``FILE.npy`` + ``FILE.json``, see :mod:`llm2rec.data.vectors`), which the seqrec
 stage checks before training.
 
-Under ``torchrun`` / ``accelerate launch`` each process encodes the items ``rank::world`` and writes a
-shard; process 0 merges the shards in item order and writes the final files atomically.
+Built for millions of items: the items are cut into shards (:mod:`llm2rec.embed.shards`); under
+``torchrun`` / ``accelerate launch`` the processes share them out. Each process renders and encodes its
+shards' texts a chunk at a time, longest first (the encoder tokenizes and length-sorts each chunk),
+writing every chunk's rows straight into the shard's file in ``FILE.npy.work/``; nothing holds more than a
+chunk of vectors or tokens. A finished shard is recorded, and an extraction that was interrupted and is
+run again encodes only the shards that did not finish. Process 0 then merges the shards by streaming
+into the final file, published in one rename, and removes the work directory. The processes share
+nothing but the output's directory (no temporary directory, so one per node is fine).
 """
 
 from __future__ import annotations
 
 import logging
 import string
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
-from llm2rec.data.vectors import VECTORS_KIND, save_item_vectors
-from llm2rec.errors import ConfigError
-from llm2rec.io import portable_path
+from llm2rec.data.vectors import VECTORS_KIND, VectorRows, as_stored, vector_dtype
+from llm2rec.embed.shards import (
+    Shard,
+    finished,
+    mark_finished,
+    merge_shards,
+    plan_shards,
+    prepare_work_dir,
+    remove_work_dir,
+    shard_identity,
+)
+from llm2rec.errors import ConfigError, OutputError
+from llm2rec.io import portable_path, work_dir_for
 from llm2rec.outdir import check_output_file
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "{title}"
+CHUNK_BATCHES = 8  # batches per encode call: the texts tokenized at a time, length-sorted among themselves
+# Processes wait at the end for the slowest one, and for process 0's merge: hours on a large catalogue.
+BARRIER_TIMEOUT = timedelta(hours=6)
 
 
 def template_fields(template: str) -> list[str]:
@@ -31,25 +52,39 @@ def template_fields(template: str) -> list[str]:
         raise ConfigError(f"bad --template {template!r}: {exc}") from exc
 
 
+class ItemTexts:
+    """The items' texts in item-id order (1..N), filled from ``template`` a slice at a time."""
+
+    def __init__(self, items, template: str = DEFAULT_TEMPLATE):
+        fields = template_fields(template)
+        missing = [f for f in fields if f not in items.columns]
+        if missing or any(f == "" or f.isdigit() for f in fields):
+            raise ConfigError(
+                f"--template {template!r} names {', '.join(repr(f) for f in missing or fields)}, which is not "
+                f"an item column; available: {', '.join(map(str, items.columns))} (use {{title}} style fields)"
+            )
+        ordered = items.sort_values("item_id")
+        expected = np.arange(1, len(ordered) + 1)
+        if not np.array_equal(ordered["item_id"].to_numpy(), expected):
+            raise ConfigError("items.parquet item ids are not contiguous 1..N; re-run `llm2rec prepare`")
+        self.template, self._fields, self._size = template, fields, len(ordered)
+        self._table = ordered[fields].reset_index(drop=True) if fields else None
+
+    def __len__(self) -> int:
+        return self._size
+
+    def texts(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The texts of the items at positions ``start .. stop`` (item ids ``start+1 .. stop``)."""
+        stop = self._size if stop is None else min(stop, self._size)
+        if self._table is None:
+            return [self.template.format_map({})] * max(0, stop - start)
+        rows = self._table.iloc[start:stop].to_dict("records")
+        return [self.template.format_map({k: "" if v is None else v for k, v in row.items()}) for row in rows]
+
+
 def render_item_texts(items, template: str = DEFAULT_TEMPLATE) -> list[str]:
     """One text per item in item-id order (1..N), from ``template`` filled with the item's columns."""
-    fields = template_fields(template)
-    missing = [f for f in fields if f not in items.columns]
-    if missing or any(f == "" or f.isdigit() for f in fields):
-        raise ConfigError(
-            f"--template {template!r} names {', '.join(repr(f) for f in missing or fields)}, which is not an "
-            f"item column; available: {', '.join(map(str, items.columns))} (use {{title}} style fields)"
-        )
-    ordered = items.sort_values("item_id")
-    expected = np.arange(1, len(ordered) + 1)
-    if not np.array_equal(ordered["item_id"].to_numpy(), expected):
-        raise ConfigError("items.parquet item ids are not contiguous 1..N; re-run `llm2rec prepare`")
-    rows = ordered[fields].to_dict("records") if fields else [{}] * len(ordered)
-    return [template.format_map({k: "" if v is None else v for k, v in row.items()}) for row in rows]
-
-
-def _shard_path(out_path: Path, rank: int, world: int) -> Path:
-    return out_path.with_name(f".{out_path.stem}.shard{rank}of{world}.npz")
+    return ItemTexts(items, template).texts()
 
 
 def embed_items(
@@ -65,80 +100,133 @@ def embed_items(
     max_length: int = 512,
     show_progress: bool = True,
     overwrite: bool = False,
+    dtype: str = "float32",
+    shard_size: int | None = None,
 ) -> Path:
     """Encode every item of ``dataset_dir`` and write ``out_path`` (.npy) plus its ``.json`` record.
 
     ``encoder`` is an :class:`~llm2rec.embed.encoder.Encoder` or anything :meth:`Encoder.from_pretrained` accepts
     (a model dir, ``smollm2-135m``, ``st:NAME``). An existing ``out_path`` is replaced only with
-    ``overwrite`` and only when llm2rec wrote it. Returns ``out_path``.
+    ``overwrite`` and only when llm2rec wrote it. ``dtype``: ``float32`` or ``float16`` (half the file;
+    readers widen it to float32). ``shard_size``: items per shard, the unit an interrupted extraction
+    resumes by (default :data:`llm2rec.embed.shards.DEFAULT_SHARD_SIZE`). Returns ``out_path``.
     """
     from llm2rec.data.dataset import Dataset
     from llm2rec.distributed import Processes
-    from llm2rec.embed.encoder import Encoder
 
     out_path = Path(out_path)
     if out_path.suffix != ".npy":
         raise ConfigError(f"--out {out_path} must end with .npy")
+    dtype = vector_dtype(dtype)
+    if shard_size is not None and shard_size < 1:
+        raise ConfigError(f"--shard-size {shard_size}: a shard holds at least one item")
     check_output_file(out_path, VECTORS_KIND, overwrite=overwrite)
     dataset = Dataset.load(dataset_dir)
-    texts = render_item_texts(dataset.items, template)
-    procs = Processes()
-    rank, world = procs.rank, procs.world
-
-    if isinstance(encoder, str | Path):
-        encoder = Encoder.from_pretrained(
-            encoder, pooling=pooling, bidirectional=bidirectional, device=procs.device, max_length=max_length
-        )
-    mine = np.arange(rank, len(texts), world)
-    vectors = encoder.encode(
-        [texts[i] for i in mine],
-        batch_size=batch_size,
-        normalize_embeddings=normalize,
-        show_progress_bar=show_progress and rank == 0,
-    )
-
-    if world == 1:
-        merged = _merge([(mine, vectors)], len(texts), encoder.dim)
-    else:
-        shard = _shard_path(out_path, rank, world)
-        shard.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(shard, indices=mine, vectors=vectors)
-        procs.wait()
-        merged = None
-        if rank == 0:
-            parts = []
-            for r in range(world):
-                with np.load(_shard_path(out_path, r, world)) as part:
-                    parts.append((part["indices"], part["vectors"]))
-            merged = _merge(parts, len(texts), encoder.dim)
-
-    if rank == 0:
-        meta = {
-            **encoder.describe(),
-            "template": template,
-            "normalize": bool(normalize),
-            "num_items": dataset.num_items,
-            "dataset_checksum": dataset.checksum,
-            "dataset": portable_path(dataset_dir, out_path.parent),
-            "processes": world,
-            # relative to the vector file: a run moved or copied elsewhere still finds its own encoder
-            "encoder_relative": portable_path(encoder.describe()["encoder"], out_path.parent),
-        }
-        save_item_vectors(out_path, merged, meta)
-        log.info("wrote %s (%d x %d)", out_path, *merged.shape)
-    if world > 1:
-        procs.wait()
-        _shard_path(out_path, rank, world).unlink(missing_ok=True)
+    items = ItemTexts(dataset.items, template)
+    procs = Processes(BARRIER_TIMEOUT)
+    encoder = _load_encoder(encoder, pooling, bidirectional, procs.device, max_length)
+    shards = plan_shards(len(items), procs.world, shard_size)
+    identity = shard_identity(encoder, dataset, template=template, normalize=normalize,
+                              max_length=_max_length(encoder, max_length), dtype=dtype)  # fmt: skip
+    work = work_dir_for(out_path)
+    todo = _shards_to_encode(procs, work, shards, identity, encoder.dim, dtype)
+    mine = todo[procs.rank :: procs.world]
+    settings = {"batch_size": batch_size, "normalize": normalize, "dtype": dtype}
+    _encode_shards(encoder, items, work, mine, identity, settings, show_progress and procs.main, procs.rank)
+    procs.wait()
+    if procs.main:
+        meta = _metadata(encoder, dataset, dataset_dir, out_path, template, normalize, procs.world)
+        merge_shards(work, shards, out_path, identity, encoder.dim, dtype,
+                     {**meta, "shards": len(shards), "shard_size": shards[0].rows if shards else 0})  # fmt: skip
+        remove_work_dir(work)
+        log.info("wrote %s (%d x %d, %s; %d of %d shards encoded now)", out_path, len(items) + 1,
+                 encoder.dim, dtype.name, len(todo), len(shards))  # fmt: skip
+    procs.wait()
     return out_path
 
 
-def _merge(parts, num_items: int, dim: int) -> np.ndarray:
-    """(N+1, d) float32 with row 0 zeros; ``parts`` hold 0-based item positions and their vectors."""
-    out = np.zeros((num_items + 1, dim), dtype=np.float32)
-    filled = np.zeros(num_items, dtype=bool)
-    for indices, vectors in parts:
-        out[np.asarray(indices) + 1] = vectors
-        filled[np.asarray(indices)] = True
-    if not filled.all():
-        raise RuntimeError(f"{int((~filled).sum())} item(s) missing after merging the shards")
-    return out
+def _load_encoder(encoder, pooling, bidirectional, device, max_length):
+    from llm2rec.embed.encoder import Encoder
+
+    if isinstance(encoder, str | Path):
+        return Encoder.from_pretrained(
+            encoder, pooling=pooling, bidirectional=bidirectional, device=device, max_length=max_length
+        )
+    return encoder
+
+
+def _max_length(encoder, default: int) -> int:
+    """The truncation length the encoder applies (a sentence-transformers model keeps its own)."""
+    if hasattr(encoder, "max_length"):
+        return int(encoder.max_length)
+    return int(getattr(encoder.model, "max_seq_length", None) or default)
+
+
+def _shards_to_encode(procs, work: Path, shards: list[Shard], identity, dim: int, dtype) -> list[Shard]:
+    """The shards no earlier run finished, decided by process 0 (which also prepares the work directory)
+    and handed to every process, so that all share out the same list; a refusal is raised everywhere."""
+    from llm2rec.distributed import from_main_process
+
+    answer: list[Shard] | str = []
+    if procs.main:
+        try:
+            prepare_work_dir(work)
+            answer = [s for s in shards if not finished(work, s, identity, dim, dtype)]
+        except OutputError as exc:
+            answer = str(exc)
+    answer = from_main_process(answer)
+    if isinstance(answer, str):
+        raise OutputError(answer)
+    if procs.main:
+        if identity is None:
+            log.warning(
+                "the encoder has no content hash: shards of an earlier run cannot be checked, none is reused"
+            )
+        elif len(answer) < len(shards):
+            log.info(
+                "%d of %d shards finished in an earlier run: reused", len(shards) - len(answer), len(shards)
+            )
+    return answer
+
+
+def _encode_shards(encoder, items: ItemTexts, work: Path, shards, identity, settings, progress, rank):
+    from tqdm.auto import tqdm
+
+    with tqdm(total=sum(s.rows for s in shards), desc="embed", unit="item", disable=not progress) as bar:
+        for shard in shards:
+            started = time.perf_counter()
+            _encode_shard(encoder, items, work, shard, settings, bar)
+            mark_finished(work, shard, identity, encoder.dim, settings["dtype"], rank=rank,
+                          seconds=round(time.perf_counter() - started, 3))  # fmt: skip
+
+
+def _encode_shard(encoder, items: ItemTexts, work: Path, shard: Shard, settings: dict, bar) -> None:
+    """Encode one shard into its vector file, a chunk of texts at a time, longest texts first."""
+    texts = items.texts(shard.start, shard.stop)
+    order = np.argsort(-np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), kind="stable")
+    chunk = max(1, settings["batch_size"]) * CHUNK_BATCHES
+    with VectorRows.create(shard.vectors(work), shard.rows, encoder.dim, settings["dtype"]) as rows:
+        for first in range(0, len(order), chunk):
+            part = order[first : first + chunk]
+            vectors = encoder.encode(
+                [texts[i] for i in part],
+                batch_size=settings["batch_size"],
+                normalize_embeddings=settings["normalize"],
+                show_progress_bar=False,
+            )
+            rows.scatter(part, as_stored(vectors, settings["dtype"]))
+            bar.update(len(part))
+
+
+def _metadata(encoder, dataset, dataset_dir, out_path: Path, template, normalize, world: int) -> dict:
+    return {
+        **encoder.describe(),
+        "template": template,
+        "normalize": bool(normalize),
+        "num_items": dataset.num_items,
+        "dataset_checksum": dataset.checksum,
+        "dataset": portable_path(dataset_dir, out_path.parent),
+        "processes": world,
+        # relative to the vector file: a run moved or copied elsewhere still finds its own encoder
+        "encoder_relative": portable_path(encoder.describe()["encoder"], out_path.parent),
+    }

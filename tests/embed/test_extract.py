@@ -146,4 +146,4 @@ def test_two_processes_equal_one(tiny_encoder_dir, dataset_dir, tmp_path):
     double, meta = read_item_vectors(tmp_path / "two.npy")
     assert meta["processes"] == 2
     np.testing.assert_allclose(double, single, atol=1e-5)
-    assert not list(tmp_path.glob(".two.shard*"))
+    assert not list(tmp_path.glob(".two.shard*")) and not (tmp_path / "two.npy.work").exists()
