@@ -34,11 +34,35 @@ def has_accelerator_device() -> bool:
     )
 
 
+DEEPSPEED_REFUSED = (
+    "DeepSpeed is not supported: it steps the optimizer inside accelerator.backward, where llm2rec's training "
+    "loop steps its own (the effective batch would be wrong); launch with DDP (accelerate launch "
+    "--multi_gpu) or FSDP (--use_fsdp; docs/reproduce.md, Several GPUs)"
+)
+
+
+def refuse_deepspeed(state=None) -> None:
+    """Raise ConfigError under a DeepSpeed launch: ``accelerate launch --use_deepspeed`` (or a config with
+    ``distributed_type: DEEPSPEED``) sets ``ACCELERATE_USE_DEEPSPEED``; an Accelerate ``state`` (an
+    ``AcceleratorState``) may also carry a DeepSpeed plugin or distributed type."""
+    from llm2rec.errors import ConfigError
+
+    asked = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    if state is not None:
+        kind = getattr(state, "distributed_type", None)
+        asked = asked or getattr(kind, "value", kind) == "DEEPSPEED"
+        asked = asked or getattr(state, "deepspeed_plugin", None) is not None
+    if asked:
+        raise ConfigError(DEEPSPEED_REFUSED)
+
+
 def process_state(timeout: timedelta | None = None):
     """Accelerate's process state (rank, device). ``timeout`` bounds every collective wait, and only the
-    first call in a process sets it (``llm2rec run`` makes it long: processes wait while the main one works)."""
+    first call in a process sets it (``llm2rec run`` makes it long: processes wait while the main one works).
+    Refuses a DeepSpeed launch (:func:`refuse_deepspeed`) before Accelerate would import DeepSpeed."""
     from accelerate import PartialState
 
+    refuse_deepspeed()
     kwargs = {"timeout": timeout} if timeout is not None else {}
     return PartialState(cpu=not has_accelerator_device(), **kwargs)
 

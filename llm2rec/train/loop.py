@@ -6,9 +6,12 @@ stage config is). The loop does the rest: gradient accumulation to an effective 
 linear warm-up then linear decay, clipping, mixed precision, periodic evaluation and checkpoints, exact
 resume, best/last model directories, a progress bar with tokens/s and MFU, and ``metrics.jsonl``.
 
-The same code runs under ``python``, ``torchrun`` and ``accelerate launch``: the loop decides which examples
-each process sees (:func:`llm2rec.train.batching.plan_epoch`), so N processes equal one with the same
-effective batch, and resume is exact without sampler state.
+The same code runs under ``python``, ``torchrun`` and ``accelerate launch``, with DDP or FSDP (chosen by
+Accelerate's config; DeepSpeed is refused): the loop decides which examples each process sees
+(:func:`llm2rec.train.batching.plan_epoch`), so N processes equal one with the same effective batch, and
+resume is exact without sampler state. Every process runs the same number of forwards (eval batches are
+padded, :mod:`llm2rec.train.evaluation`) and takes part in every save (:mod:`llm2rec.train.checkpoints`),
+as a sharded model's collectives need.
 
 Layout of ``out_dir``::
 
@@ -20,7 +23,6 @@ Layout of ``out_dir``::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -31,21 +33,20 @@ from typing import Any
 
 import torch
 
-from llm2rec.distributed import has_accelerator_device
 from llm2rec.errors import ConfigError
 from llm2rec.io import atomic_write_json, atomic_write_text
 from llm2rec.outdir import write_marker
 from llm2rec.train.batching import StepSampler, dataset_lengths
-from llm2rec.train.checkpoints import Checkpoints
+from llm2rec.train.checkpoints import Checkpoints, save_model
 from llm2rec.train.config import LoopConfig
-from llm2rec.train.evaluation import OnDevice, eval_loader, mean_loss_eval
+from llm2rec.train.evaluation import OnDevice, eval_loader, evaluate_model, mean_loss_eval
 from llm2rec.train.outputs import DONE_FILE, METRICS_FILE, TRACKER_RUN, WORK_FILES, WORK_KIND
 from llm2rec.train.setup import (
-    allow_precision,
-    check_tracker,
+    cache_off_for_checkpointing,
+    configure_parallelism,
     free_accelerator,
+    make_accelerator,
     param_groups,
-    resolve_precision,
 )
 from llm2rec.train.throughput import Window, count_tokens, flops_per_token, peak_flops
 
@@ -99,8 +100,10 @@ def train_loop(
     and a batch already on the device; ``loss`` is the mean over the micro-batch. ``eval_fn(model,
     eval_loader, accelerator) -> dict`` must return at least ``"loss"`` (lower is better) reduced over
     processes; the default is the mean of ``loss_fn`` over the evaluation set. Under DDP, ``eval_fn`` gets
-    the bare module (not the DDP wrapper), and micro-batch j of the eval set goes to process j % world.
-    ``save_fn(model, tokenizer, dir)`` writes a model directory; the default a plain HF one (LoRA merged).
+    the bare module (not the DDP wrapper); micro-batch j of the eval set goes to process j % world, and a
+    process left one short gets a padding batch (labels all -100, no rows: ``loader.weighted()``).
+    ``save_fn(model, tokenizer, dir)`` writes a model directory; the default a plain HF one (LoRA merged);
+    under FSDP it is called as ``save_fn(model, tokenizer, dir, state_dict=full_weights)``.
     With ``resume``, the run continues from the newest checkpoint in ``out_dir`` exactly as if never stopped.
     """
     from llm2rec.llm.backbone import save_pretrained_atomic
@@ -145,7 +148,6 @@ class _Run:
         eval_dataset,
         tokenizer,
     ):
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
         from transformers import get_linear_schedule_with_warmup
 
@@ -153,15 +155,10 @@ class _Run:
         self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
         self.collate_fn, self.loss_fn, self.eval_fn, self.save_fn = collate_fn, loss_fn, eval_fn, save_fn
         self.tokenizer = tokenizer
-        check_tracker(config.report_to)
-        self.accelerator = Accelerator(
-            cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
-            mixed_precision=allow_precision(resolve_precision(config.mixed_precision)),
-            log_with=config.report_to,
-            project_dir=str(out_dir) if config.report_to else None,
-        )
-        acc = self.accelerator
+        self.accelerator = acc = make_accelerator(config, out_dir)
         self.accum = config.accumulation_steps(acc.num_processes)
+        self.sharded = configure_parallelism(acc, model, self.accum)  # refuses DeepSpeed; FSDP or not
+        self.use_cache = cache_off_for_checkpointing(acc, model)
         if len(train_dataset) < config.batch_size:
             raise ConfigError(
                 f"the training set has {len(train_dataset)} examples, fewer than one effective batch "
@@ -229,11 +226,11 @@ class _Run:
         self.checkpoints.save(self.step, state)
 
     def save_model(self, name: str) -> Path:
-        target = self.out_dir / name
-        if self.accelerator.is_main_process:
-            self.save_fn(self.accelerator.unwrap_model(self.model), self.tokenizer, target)
-        self.accelerator.wait_for_everyone()
-        return target
+        """Every process calls this (a sharded model's weights are gathered); the main one writes."""
+        acc, target, cache = self.accelerator, self.out_dir / name, self.use_cache
+        return save_model(
+            acc, self.model, target, self.save_fn, self.tokenizer, sharded=self.sharded, use_cache=cache
+        )
 
     # -- evaluation and logging -----------------------------------------------------------------------------
     def evaluate(self) -> None:
@@ -241,19 +238,7 @@ class _Run:
             return
         acc = self.accelerator
         loader = eval_loader(self.eval_dataset, self.collate_fn, self.config.micro_batch, acc)
-        # Evaluate through the bare module under DDP: the DDP wrapper broadcasts buffers on every forward,
-        # a collective that deadlocks when processes get different numbers of eval batches.
-        model = (
-            self.model.module
-            if isinstance(self.model, torch.nn.parallel.DistributedDataParallel)
-            else self.model
-        )
-        self.model.eval()
-        with torch.no_grad(), acc.autocast():
-            metrics = self.eval_fn(model, loader, acc)
-        self.model.train()
-        if "loss" not in metrics and "selection" not in metrics:
-            raise ValueError("eval_fn must return a dict with 'loss' or 'selection'")
+        metrics = evaluate_model(self.model, loader, self.eval_fn, acc)
         self.record({"step": self.step, "split": "eval", **metrics})
         # "Best": the eval_fn's 'selection' if it gives one (e.g. minus a valid recall), else its loss.
         score = float(metrics["selection"] if "selection" in metrics else metrics["loss"])
@@ -329,15 +314,17 @@ class _Run:
     def train_step(self, micro_batches) -> tuple[float, dict, int, float | None]:
         acc, cfg = self.accelerator, self.config
         total_loss, metric_sums, tokens = 0.0, {}, 0
-        for k in range(self.accum):
+        # Accelerate counts micro-batches: this step's last one syncs, whatever number of processes came before.
+        acc.step = 0
+        for _ in range(self.accum):
             batch = next(micro_batches)
             tokens += count_tokens(batch)
-            # Gradients are all-reduced only on the last micro-batch of the step.
-            sync = acc.no_sync(self.model) if k < self.accum - 1 else contextlib.nullcontext()
-            with sync:
+            # Gradients are all-reduced (reduce-scattered under FSDP) only on the step's last micro-batch;
+            # backward divides the loss by the accumulation steps.
+            with acc.accumulate(self.model):
                 with acc.autocast():
                     loss, metrics = self.loss_fn(self.model, batch, acc)
-                acc.backward(loss / self.accum)
+                acc.backward(loss)
             total_loss += loss.detach().float().item() / self.accum
             for key, value in metrics.items():
                 metric_sums[key] = metric_sums.get(key, 0.0) + float(value) / self.accum

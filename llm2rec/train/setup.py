@@ -1,8 +1,10 @@
-"""Accelerator and optimizer set-up for the training loop: precision, trackers, weight-decay groups."""
+"""Accelerator and optimizer set-up for the training loop: precision, trackers, weight-decay groups, and
+which kinds of parallelism the loop runs under (DDP, FSDP; DeepSpeed is refused)."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -74,11 +76,18 @@ def allow_precision(mixed_precision: str) -> str:
     process (``llm2rec run``: CSFT, MNTP, contrastive) built one with another: Accelerate keeps one global
     state and refuses a change. Only that state is cleared; the process group (PartialState) is kept.
     Returns ``mixed_precision``."""
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState, PartialState
 
     state = AcceleratorState._shared_state
     if state and state.get("_mixed_precision") not in (None, mixed_precision):
         AcceleratorState._reset_state(reset_partial_state=False)
+        partial = PartialState._shared_state
+        if partial.get("distributed_type") == "FSDP":
+            # The first AcceleratorState wrote FSDP over the launcher's type (MULTI_GPU): a new one would
+            # keep it and build no FSDP plugin, so it starts again from the type the launcher gave.
+            _, partial["distributed_type"] = PartialState()._prepare_backend(
+                cpu=partial.get("_cpu", False), backend=partial.get("backend")
+            )
     return mixed_precision
 
 
@@ -89,3 +98,75 @@ def free_accelerator(accelerator) -> None:
 
     accelerator.free_memory()
     gc.collect()
+
+
+def make_accelerator(config, out_dir: Path):
+    """The run's Accelerator. Precision is the stage's ``mixed_precision`` (an Accelerate config's own
+    ``mixed_precision`` is not read); the kind of parallelism (DDP, FSDP) is Accelerate's config."""
+    from accelerate import Accelerator
+
+    from llm2rec.distributed import has_accelerator_device, refuse_deepspeed
+
+    refuse_deepspeed()  # before Accelerate reads a DeepSpeed config (it would import deepspeed)
+    check_tracker(config.report_to)
+    return Accelerator(
+        cpu=not has_accelerator_device(),  # else Accelerate ignores torchrun's env on CPU (no gloo DDP)
+        mixed_precision=allow_precision(resolve_precision(config.mixed_precision)),
+        log_with=config.report_to,
+        project_dir=str(out_dir) if config.report_to else None,
+    )
+
+
+def configure_parallelism(accelerator, model, accumulation_steps: int) -> bool:
+    """Refuse what the loop does not run under, and set Accelerate's gradient accumulation to the loop's
+    (``batch_size`` / (``micro_batch`` × processes)); returns whether the model is sharded (FSDP)."""
+    from llm2rec.distributed import refuse_deepspeed
+
+    refuse_deepspeed(accelerator.state)
+    kind = getattr(accelerator.distributed_type, "value", accelerator.distributed_type)
+    sharded = kind == "FSDP"
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not sharded:
+        import accelerate
+
+        raise ConfigError(
+            f"the Accelerate config asks for FSDP, but Accelerate {accelerate.__version__} shards only on GPUs: "
+            f"these processes would run as {kind}, each holding the whole model; "
+            "launch without --use_fsdp / distributed_type FSDP here (docs/reproduce.md, Several GPUs)"
+        )
+    if sharded and _is_peft(model):
+        raise ConfigError(
+            "LoRA under FSDP is not supported (the saved model could not merge the adapters): train LoRA "
+            "with DDP (accelerate launch --multi_gpu)"
+        )
+    asked = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    if asked not in (None, "1", str(accumulation_steps)):
+        log.warning(
+            "the Accelerate config's gradient_accumulation_steps=%s is ignored: the stage's batch_size and "
+            "micro_batch give %d micro-batches per step on each process",
+            asked,
+            accumulation_steps,
+        )
+    accelerator.gradient_accumulation_steps = accumulation_steps
+    return sharded
+
+
+def cache_off_for_checkpointing(accelerator, model) -> bool | None:
+    """Under Accelerate's FSDP activation checkpointing, train without the model's KV cache: a layer whose
+    forward is run again in backward would append its keys and values to the cache a second time
+    (torch.utils.checkpoint.CheckpointError: recomputed values ... have different metadata). Hugging
+    Face's own gradient checkpointing turns the cache off by itself; Accelerate's does not. Returns the
+    value a saved config is to keep (None where nothing was changed)."""
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    config = getattr(model, "config", None)
+    if plugin is None or not plugin.activation_checkpointing or not getattr(config, "use_cache", False):
+        return None
+    config.use_cache = False
+    return True
+
+
+def _is_peft(model) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
