@@ -41,6 +41,8 @@ class TrainConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     exclude_history: bool = False
     eval_batch_size: int = 2048
+    # bytes for one block of float32 scores: evaluation ranks users in blocks of it, training computes the
+    # softmax over the catalogue in item chunks of it once the logits would exceed it (seqrec.chunked_loss)
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     # Batches of rows sorted by width within chunks of this many batches (less padding computed; larger
     # = less padding, less random batch composition). docs/results.md measures 8 against 64.

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llm2rec.seqrec.chunked_loss import full_softmax_loss
 from llm2rec.seqrec.item_encoder import ItemEncoder
 
 
@@ -50,14 +51,17 @@ class SequentialRecommender(nn.Module):
         states = self.user_states(histories, lengths, table)
         return states @ table[1:].T
 
-    def training_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def training_loss(
+        self, inputs: torch.Tensor, targets: torch.Tensor, memory_budget: int | None = None
+    ) -> torch.Tensor:
         """Mean cross-entropy over every supervised position of whole-sequence rows (``targets`` > 0; see
-        :class:`llm2rec.seqrec.data.TrainRows`): the item table (and a text adapter) is computed once."""
+        :class:`llm2rec.seqrec.data.TrainRows`) against every item: the item table (and a text adapter) is
+        computed once; the logits in item chunks when they exceed ``memory_budget`` bytes (exact:
+        :mod:`llm2rec.seqrec.chunked_loss`)."""
         table = self.item_encoder.table()
         states = self.sequence_outputs(table[inputs])
         supervised = targets > 0
-        logits = states[supervised] @ table[1:].T
-        return F.cross_entropy(logits, targets[supervised] - 1)
+        return full_softmax_loss(states[supervised], table[1:], targets[supervised] - 1, memory_budget)
 
 
 class FastDropout(nn.Module):

@@ -111,7 +111,7 @@ def fit(model: SequentialRecommender, data: SeqRecData, cfg: TrainConfig, seed: 
         total, batches = 0.0, 0
         for idx, width in epoch_batches(rows, cfg.batch_size, generator, cfg.length_group):
             idx = idx.to(device)
-            loss = model.training_loss(inputs[idx, :width], targets[idx, :width])
+            loss = model.training_loss(inputs[idx, :width], targets[idx, :width], cfg.memory_budget)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
