@@ -9,6 +9,9 @@ Phases (each in a fresh process, so that its peak memory is its own):
   included); ``rank_20k``: the ranking alone (random 128-d vectors, 50k users × 20k items).
 * ``eval_1m``: full ranking of 10k users against 1M items (random 128-d vectors), with the extra memory it
   needs beyond its inputs (the issue's bound: 4 GB).
+* ``train_1m_id`` / ``train_1m_text``: SASRec training on a 50k-user × 1M-item catalogue as ``llm2rec
+  seqrec`` trains it (the softmax over all items in chunks of the memory budget), ID or 384-d text
+  vectors: targets/s, the projected epoch and peak RSS (issue 38 §2).
 * ``per_user_loop`` / ``per_user_loop_20k``: the same rankings one user at a time in Python, on a few
   users, for scale.
 
@@ -47,14 +50,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def synthetic_data(seed: int = 0):
+def synthetic_data(seed: int = 0, num_items: int = NUM_ITEMS):
     """Leave-one-out sequences with Zipf-like item popularity and lengths 3..50 (mean ≈ 10)."""
     from llm2rec.seqrec.data import SeqRecData
 
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.geometric(1 / 8, NUM_USERS) + 2, 3, 50)
-    popularity = 1.0 / np.arange(1, NUM_ITEMS + 1) ** 0.8
-    flat = rng.choice(NUM_ITEMS, size=int(lengths.sum()), p=popularity / popularity.sum()) + 1
+    popularity = 1.0 / np.arange(1, num_items + 1) ** 0.8
+    flat = rng.choice(num_items, size=int(lengths.sum()), p=popularity / popularity.sum()) + 1
     seqs = np.split(flat, np.cumsum(lengths)[:-1])
     n_train = lengths - 2
     sequences = pd.DataFrame({"user": np.arange(NUM_USERS), "items": seqs, "n_train": n_train, "n_valid": 1})
@@ -69,7 +72,7 @@ def synthetic_data(seed: int = 0):
         )
 
     train_sequences = [s[:n] for s, n in zip(seqs, n_train, strict=True)]
-    return SeqRecData.from_frames(train_sequences, split(2), split(1), sequences, NUM_ITEMS, MAX_HISTORY)
+    return SeqRecData.from_frames(train_sequences, split(2), split(1), sequences, num_items, MAX_HISTORY)
 
 
 def build(name: str, data, device):
@@ -114,6 +117,47 @@ def phase_train(name: str, steps: int, device) -> dict:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         **_gpu_peak(device),
     }
+
+
+def phase_train_big(item_repr: str, steps: int, device) -> dict:
+    """SASRec on a 1M-item catalogue, trained as ``llm2rec seqrec`` trains (whole-sequence rows, the
+    softmax over every item in chunks of the memory budget: seqrec.chunked_loss), ID or 384-d text vectors."""
+    from llm2rec.seqrec.config import config_from_overrides
+    from llm2rec.seqrec.registry import build_model
+    from llm2rec.seqrec.trainer import epoch_batches
+
+    data = synthetic_data(num_items=BIG_ITEMS)
+    vectors = None
+    if item_repr == "text":
+        vectors = np.random.default_rng(1).standard_normal((BIG_ITEMS + 1, 384), dtype=np.float32)
+    cfg = config_from_overrides(model="sasrec", progress=False).resolved(vectors is not None)
+    torch.manual_seed(0)
+    model = build_model(cfg, data, vectors).to(device)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    rows, t = data.train_rows, cfg.train
+    inputs, targets = rows.inputs.to(device), rows.targets.to(device)
+    batches = epoch_batches(rows, t.batch_size, torch.Generator().manual_seed(0), t.length_group)
+    seconds, done, positions = 0.0, 0, 0
+    for idx, width in batches:
+        start = time.perf_counter()
+        loss = model.training_loss(inputs[idx, :width], targets[idx, :width], t.memory_budget)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        if done:  # the first step is the warm-up
+            seconds += time.perf_counter() - start
+            positions += int((targets[idx, :width] > 0).sum())
+        done += 1
+        if done > steps:
+            break
+    per_target = seconds / positions
+    return {
+        "items": BIG_ITEMS, "item_repr": item_repr, "steps": steps, "memory_budget": t.memory_budget,
+        "train_targets": int((rows.targets > 0).sum()), "targets_per_s": round(1 / per_target, 1),
+        "projected_epoch_s": round(int((rows.targets > 0).sum()) * per_target, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1), **_gpu_peak(device),
+    }  # fmt: skip
 
 
 def phase_eval_model(device) -> dict:
@@ -224,6 +268,8 @@ def main() -> None:
         "per_user_loop_20k": ("phase_per_user_loop", args.loop_users * 50, NUM_ITEMS),
         "rank_20k": ("phase_rank", NUM_USERS, NUM_ITEMS),
         "eval_1m": ("phase_rank", BIG_USERS, BIG_ITEMS),
+        "train_1m_id": ("phase_train_big", "id", args.train_steps),
+        "train_1m_text": ("phase_train_big", "text", args.train_steps),
         "per_user_loop": ("phase_per_user_loop", args.loop_users, BIG_ITEMS),
     }
     only = set(args.only.split(",")) if args.only else set(phases)
