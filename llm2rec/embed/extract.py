@@ -53,33 +53,109 @@ def template_fields(template: str) -> list[str]:
 
 
 class ItemTexts:
-    """The items' texts in item-id order (1..N), filled from ``template`` a slice at a time."""
+    """The items' texts in item-id order (1..N), filled from ``template`` a slice at a time.
+
+    ``items``: the items table (a DataFrame), or the path of a dataset's ``items.parquet``, of which only the
+    template's columns are read: a row group at a time when the file is in item-id order (as ``llm2rec
+    prepare`` writes it), else held sorted in Arrow memory. Either way no text exists before it is asked for.
+    """
 
     def __init__(self, items, template: str = DEFAULT_TEMPLATE):
         fields = template_fields(template)
-        missing = [f for f in fields if f not in items.columns]
+        from_file = isinstance(items, str | Path)
+        columns = _ParquetRows.column_names(Path(items)) if from_file else list(items.columns)
+        missing = [f for f in fields if f not in columns]
         if missing or any(f == "" or f.isdigit() for f in fields):
             raise ConfigError(
                 f"--template {template!r} names {', '.join(repr(f) for f in missing or fields)}, which is not "
-                f"an item column; available: {', '.join(map(str, items.columns))} (use {{title}} style fields)"
+                f"an item column; available: {', '.join(map(str, columns))} (use {{title}} style fields)"
             )
-        ordered = items.sort_values("item_id")
-        expected = np.arange(1, len(ordered) + 1)
-        if not np.array_equal(ordered["item_id"].to_numpy(), expected):
-            raise ConfigError("items.parquet item ids are not contiguous 1..N; re-run `llm2rec prepare`")
-        self.template, self._fields, self._size = template, fields, len(ordered)
-        self._table = ordered[fields].reset_index(drop=True) if fields else None
+        self.template, self._fields = template, fields
+        self._rows = _ParquetRows(Path(items), fields) if from_file else _FrameRows(items, fields)
 
     def __len__(self) -> int:
-        return self._size
+        return self._rows.size
 
     def texts(self, start: int = 0, stop: int | None = None) -> list[str]:
         """The texts of the items at positions ``start .. stop`` (item ids ``start+1 .. stop``)."""
-        stop = self._size if stop is None else min(stop, self._size)
-        if self._table is None:
+        stop = len(self) if stop is None else min(stop, len(self))
+        if not self._fields:
             return [self.template.format_map({})] * max(0, stop - start)
-        rows = self._table.iloc[start:stop].to_dict("records")
-        return [self.template.format_map({k: "" if v is None else v for k, v in row.items()}) for row in rows]
+        columns = self._rows.columns(start, stop)
+        return [
+            self.template.format_map(
+                {f: "" if v is None else v for f, v in zip(self._fields, values, strict=True)}
+            )
+            for values in zip(*(columns[f] for f in self._fields), strict=True)
+        ]
+
+
+def _not_contiguous() -> ConfigError:
+    return ConfigError("items.parquet item ids are not contiguous 1..N; re-run `llm2rec prepare`")
+
+
+class _FrameRows:
+    """An items DataFrame's template columns, sorted by item id."""
+
+    def __init__(self, items, fields: list[str]):
+        ordered = items.sort_values("item_id")
+        if not np.array_equal(ordered["item_id"].to_numpy(), np.arange(1, len(ordered) + 1)):
+            raise _not_contiguous()
+        self.size, self._table = len(ordered), ordered[fields].reset_index(drop=True)
+
+    def columns(self, start: int, stop: int) -> dict[str, list]:
+        return {f: self._table[f].iloc[start:stop].tolist() for f in self._table.columns}
+
+
+class _ParquetRows:
+    """items.parquet's template columns by item position (see :class:`ItemTexts`)."""
+
+    def __init__(self, path: Path, fields: list[str]):
+        import pyarrow.parquet as pq
+
+        self._file, self._fields = _read(path, pq.ParquetFile), fields
+        ids = _read(path, lambda p: self._file.read(columns=["item_id"])).column("item_id").to_numpy()
+        self.size, expected = len(ids), np.arange(1, len(ids) + 1)
+        self._sorted = None  # the columns in item order, when the file is not
+        if not np.array_equal(ids, expected):
+            order = np.argsort(ids, kind="stable")
+            if not np.array_equal(ids[order], expected):
+                raise _not_contiguous()
+            self._sorted = self._file.read(columns=fields).take(order)
+        meta = self._file.metadata
+        self._starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+        self._cached: tuple = ((), None)  # (row groups, their table): consecutive slices share a group
+
+    @staticmethod
+    def column_names(path: Path) -> list[str]:
+        import pyarrow.parquet as pq
+
+        return list(_read(path, pq.read_schema).names)
+
+    def columns(self, start: int, stop: int) -> dict[str, list]:
+        if stop <= start:
+            return {f: [] for f in self._fields}
+        if self._sorted is not None:
+            part = self._sorted.slice(start, stop - start)
+        else:
+            first = int(np.searchsorted(self._starts, start, side="right")) - 1
+            last = int(np.searchsorted(self._starts, stop - 1, side="right")) - 1
+            groups = tuple(range(first, last + 1))
+            if self._cached[0] != groups:
+                self._cached = (groups, self._file.read_row_groups(list(groups), columns=self._fields))
+            part = self._cached[1].slice(start - int(self._starts[first]), stop - start)
+        return {f: part.column(f).to_pylist() for f in self._fields}
+
+
+def _read(path: Path, reader):
+    from llm2rec.errors import DatasetError
+
+    try:
+        return reader(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DatasetError(
+            f"{path} is not a readable Parquet table ({exc}); re-run `llm2rec prepare`"
+        ) from None
 
 
 def render_item_texts(items, template: str = DEFAULT_TEMPLATE) -> list[str]:
@@ -122,7 +198,7 @@ def embed_items(
         raise ConfigError(f"--shard-size {shard_size}: a shard holds at least one item")
     check_output_file(out_path, VECTORS_KIND, overwrite=overwrite)
     dataset = Dataset.load(dataset_dir)
-    items = ItemTexts(dataset.items, template)
+    items = ItemTexts(dataset.root / "items.parquet", template)  # read a shard's rows at a time
     procs = Processes(BARRIER_TIMEOUT)
     encoder = _load_encoder(encoder, pooling, bidirectional, procs.device, max_length)
     shards = plan_shards(len(items), procs.world, shard_size)

@@ -188,16 +188,29 @@ def test_a_work_dir_that_is_not_ours_is_refused_and_left_alone(encoder, dataset,
     assert [p.name for p in work.iterdir()] == ["notes.txt"] and not (tmp_path / "v.npy").exists()
 
 
-def test_item_texts_by_slice_equal_the_whole(dataset):
+def test_item_texts_by_slice_equal_the_whole(dataset, tmp_path):
+    """From the DataFrame, from a shuffled items.parquet (held sorted) and from one in item order with
+    small row groups (read a group at a time): the same texts, slice by slice."""
     from llm2rec.data.dataset import Dataset
     from llm2rec.embed.extract import ItemTexts, render_item_texts
 
     items = Dataset.load(dataset).items
-    texts = ItemTexts(items, "{brand}: {title}")
-    whole = render_item_texts(items, "{brand}: {title}")
-    assert len(texts) == len(whole) == 23
-    assert texts.texts(0, 5) + texts.texts(5, 11) + texts.texts(11, 99) == whole
-    assert whole[0] == f"Acme: {tiny_titles(1)[0]}"
+    template = "{brand}: {title}"
+    whole = render_item_texts(items, template)
+    assert len(whole) == 23 and whole[0] == f"Acme: {tiny_titles(1)[0]}"
+    in_order = tmp_path / "items.parquet"
+    items.sort_values("item_id").to_parquet(in_order, index=False, row_group_size=4)
+    for source in (items, dataset / "items.parquet", in_order):
+        texts = ItemTexts(source, template)
+        assert len(texts) == 23
+        assert texts.texts(0, 5) + texts.texts(5, 11) + texts.texts(11, 99) == whole
+        assert texts.texts(3, 9) == whole[3:9] and texts.texts(7, 7) == []
+    assert ItemTexts(in_order, "same for all").texts(0, 3) == ["same for all"] * 3
+    with pytest.raises(ConfigError, match="colour"):
+        ItemTexts(in_order, "{colour}")
+    items.assign(item_id=items["item_id"] * 2).to_parquet(tmp_path / "gaps.parquet", index=False)
+    with pytest.raises(ConfigError, match="not contiguous"):
+        ItemTexts(tmp_path / "gaps.parquet", template)
 
 
 def test_vector_rows_write_scatter_read_without_a_memory_map(tmp_path):
