@@ -68,13 +68,21 @@ def _losses(history: list[dict], split: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory) -> Path:
-    """Both worker runs (fp32 interrupted and resumed, bf16 with checkpointing) on two FSDP2 processes."""
+    """The worker's runs (fsdp_worker.py) on two processes launched with the docs' FSDP2 config."""
+    from llm2rec.config import dataset_spec
+    from llm2rec.data.prepare import prepare_from_spec
+    from llm2rec.llm.backbone import save_pretrained_atomic
+    from llm2rec.llm.tiny import make_tiny_model
+
     root = tmp_path_factory.mktemp("fsdp")
+    prepare_from_spec(dataset_spec(format="builtin", num_users=150, num_items=100), root / "ds")
+    tok = make_tiny_tokenizer()
+    save_pretrained_atomic(make_tiny_model("qwen2", tok), tok, root / "model")
     config = root / "accelerate-fsdp2.yaml"
     config.write_text(accelerate_config())
     _launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
              "--num_processes", "2", "--main_process_port", str(_free_port()),
-             fsdp_worker.__file__, str(root / "two")])  # fmt: skip
+             fsdp_worker.__file__, str(root / "two"), str(root / "ds"), str(root / "model")])  # fmt: skip
     return root / "two"
 
 
@@ -90,10 +98,12 @@ def _one_process(out: Path, run: str, checkpointing: bool = False):
 def test_the_processes_were_sharded_by_accelerates_own_fsdp2(two_processes):
     for rank in (0, 1):
         report = json.loads((two_processes / f"report-{rank}.json").read_text())
-        # Accelerate's own choice on CPU (both states it built): what the gate lift changes.
-        assert report["accelerate_chose"] == ["DistributedType.MULTI_CPU"] * 2
+        # Accelerate's own choice on CPU (each FSDP state it built: fp32, bf16, the stages): what the gate
+        # lift changes.
+        assert report["accelerate_chose"] == ["DistributedType.MULTI_CPU"] * 3
         for run in ("fp32", "bf16"):
             assert report["seen"][run] == {"distributed_type": "DistributedType.FSDP", "sharded": True}
+        assert report["stages"] == {"ddp": "DistributedType.MULTI_CPU", "fsdp": "DistributedType.FSDP"}
     # Each process wrote its own shards of the model and of the optimizer (torch.distributed.checkpoint).
     step = two_processes / "fp32" / "checkpoints" / "step-000002"
     assert sorted(p.name for p in (step / "pytorch_model_fsdp_0").glob("*.distcp")) == [
@@ -139,3 +149,29 @@ def test_fsdp2_bf16_with_activation_checkpointing_follows_the_one_process_loss_c
     # difference in a tiny gradient into up to lr per step.)
     assert _losses(theirs, "train") == pytest.approx(_losses(one.history, "train"), rel=5e-3)
     assert _losses(theirs, "eval") == pytest.approx(_losses(one.history, "eval"), rel=5e-3)
+
+
+@pytest.mark.parametrize("stage", ["mntp", "contrastive"])
+def test_the_stages_train_the_same_under_fsdp2_as_under_ddp(two_processes, stage):
+    """MNTP, then the contrastive stage with its cpu preset (gradient checkpointing, the knn probe on the
+    valid split choosing the checkpoint, negatives gathered across processes), on the same two processes."""
+    from transformers import AutoModel
+
+    from llm2rec.llm.bidirectional import is_bidirectional, probe_bidirectional
+
+    ddp, fsdp = (two_processes / "stages" / kind / stage for kind in ("ddp", "fsdp"))
+    assert max_diff(weights(ddp), weights(fsdp)) < 1e-5
+    theirs, ours = _history(fsdp), _history(ddp)
+    assert [(e["split"], e["step"]) for e in theirs] == [(e["split"], e["step"]) for e in ours]
+    for mine, other in zip(theirs, ours):
+        numbers = {k for k, v in mine.items() if isinstance(v, float) and k not in ("tokens_per_s", "mfu")}
+        assert {k: mine[k] for k in numbers} == pytest.approx(
+            {k: other[k] for k in numbers}, rel=1e-4, abs=1e-6
+        )
+    record = json.loads((fsdp / f"{stage}.json").read_text())
+    assert (
+        record["processes"] == 2
+        and record["chosen"] == json.loads((ddp / f"{stage}.json").read_text())["chosen"]
+    )
+    model = AutoModel.from_pretrained(fsdp)
+    assert is_bidirectional(model) and probe_bidirectional(model)
