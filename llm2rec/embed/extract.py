@@ -26,6 +26,7 @@ from llm2rec.data.vectors import VECTORS_KIND, VectorRows, as_stored, vector_dty
 from llm2rec.embed.shards import (
     Shard,
     finished,
+    forget,
     mark_finished,
     merge_shards,
     plan_shards,
@@ -271,6 +272,7 @@ def _encode_shards(encoder, items: ItemTexts, work: Path, shards, identity, sett
     with tqdm(total=sum(s.rows for s in shards), desc="embed", unit="item", disable=not progress) as bar:
         for shard in shards:
             started = time.perf_counter()
+            forget(work, shard)  # a record left from before must not vouch for a file being rewritten
             _encode_shard(encoder, items, work, shard, settings, bar)
             mark_finished(work, shard, identity, encoder.dim, settings["dtype"], rank=rank,
                           seconds=round(time.perf_counter() - started, 3))  # fmt: skip

@@ -134,6 +134,11 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def forget(work: Path, shard: Shard) -> None:
+    """Remove ``shard``'s record before its file is (re)written."""
+    shard.record(work).unlink(missing_ok=True)
+
+
 def mark_finished(work: Path, shard: Shard, identity: dict | None, dim: int, dtype, **extra) -> None:
     """Record that every row of ``shard`` is on disk (call after its :class:`VectorRows` is closed)."""
     atomic_write_json(

@@ -126,6 +126,11 @@ def test_shards_made_under_other_settings_are_encoded_again(encoder, dataset, tm
     shard = tmp_path / "v.npy.work" / "shard-00000.npy"
     assert json.loads(shard.with_suffix(".json").read_text())["finished"] is True
     shard.write_bytes(shard.read_bytes()[:100])
+    stopped = _Recorder(real, fail_at=0)  # interrupted as it starts on that shard again:
+    monkeypatch.setattr(extract, "_encode_shard", stopped)
+    with pytest.raises(Interrupted):
+        extract.embed_items(encoder, dataset, out, shard_size=5, normalize=True, show_progress=False)
+    assert not shard.with_suffix(".json").exists()  # its old record no longer vouches for the file
     last = _Recorder(real)
     monkeypatch.setattr(extract, "_encode_shard", last)
     extract.embed_items(encoder, dataset, out, shard_size=5, normalize=True, show_progress=False)
