@@ -70,9 +70,16 @@ def listing(directory: Path) -> list[str]:
     return sorted(found)
 
 
+_ATOMIC_TEMP = re.compile(r"^(?P<dir>(?:.*/)?)\.(?P<name>[^/]+)\.[^./]+\.tmp$")  # io.atomic_write_bytes
+
+
 def _covered(rel: str, entries: list[str]) -> bool:
     """Whether a listing covers ``rel``: by name, by a folder (``dir/``) or by a pattern (``seed-*/``,
-    ``embeddings/*.npy``; ``*`` also crosses ``/``)."""
+    ``embeddings/*.npy``; ``*`` also crosses ``/``). The temporary file an interrupted atomic write of a
+    covered file left (``.<name>.<random>.tmp``) is covered with it."""
+    temp = _ATOMIC_TEMP.match(rel)
+    if temp is not None:
+        rel = temp["dir"] + temp["name"]
     for entry in entries:
         pattern = entry + "*" if entry.endswith("/") else entry
         if rel == entry or (("*" in pattern) and fnmatch.fnmatchcase(rel, pattern)):

@@ -155,3 +155,13 @@ def test_data_download_adds_its_files_and_touches_nothing_else(tmp_path, capsys,
     (tmp_path / "file").write_text("x")
     code, err = _run(["data", "download", "All_Beauty", "--out", tmp_path / "file"], capsys, monkeypatch)
     assert code == 2 and "is not a directory" in err, err
+
+
+def test_what_an_interrupted_atomic_write_left_is_ours_but_a_look_alike_is_not(tmp_path):
+    work = tmp_path / "csft.work"
+    work.mkdir()
+    write_marker(work, "stage-work", files=("metrics.jsonl", "identity.json", "checkpoints/"))
+    (work / ".identity.json.uw5k4xy0.tmp").write_text("{")  # killed inside io.atomic_write_json
+    assert first_unlisted(work) is None
+    (work / ".thesis.tex.ab12cd.tmp").write_text("x")  # not the temporary file of anything listed
+    assert first_unlisted(work) == ".thesis.tex.ab12cd.tmp"

@@ -104,8 +104,8 @@ def run_stage(
         return out_dir
     _check_outputs(stage.name, out_dir, work, inputs=[dataset_dir, model])
     resume = resume and _resumable_state(stage.name, work, wanted, overwrite=overwrite)
-    state = process_state()
-    started = time.perf_counter()
+    state, started = process_state(), time.perf_counter()
+    state.wait_for_everyone()  # every process has read <out>.work before the main one writes there
     if state.is_main_process:
         _start_state(work, wanted, fresh=not resume)
     state.wait_for_everyone()
