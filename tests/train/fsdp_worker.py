@@ -106,25 +106,6 @@ class SeeingLoss(CountingLoss):
         return super().__call__(model, batch, accelerator)
 
 
-def wait_after_the_output_checks() -> None:
-    """A race outside what this test checks, worked around here until llm2rec/train/stage.py has its
-    processes wait for each other between the output checks (every process reads ``<out>.work``) and the
-    main process's first writes there (``_start_state``): a process still checking can find the main
-    one's temporary identity file and refuse ("holds .identity.json.*.tmp, which llm2rec did not write
-    there"). Seen in 1 launch of 2 here, in the second stage; DDP launches run the same code."""
-    import llm2rec.train.stage as stage
-    from llm2rec.distributed import process_state
-
-    checked = stage._resumable_state
-
-    def then_wait(*args, **kwargs):
-        result = checked(*args, **kwargs)
-        process_state().wait_for_everyone()  # (a first PartialState() would not join the CPU processes)
-        return result
-
-    stage._resumable_state = then_wait
-
-
 def run_stages(out: Path, dataset: Path, model_dir: Path) -> str:
     """MNTP then contrastive; returns the distributed type they trained under."""
     from accelerate.state import AcceleratorState
@@ -160,7 +141,6 @@ def main(out: Path, dataset: Path, model_dir: Path) -> None:
     from llm2rec.train.loop import train_loop
 
     chosen = lift_cpu_gate()
-    wait_after_the_output_checks()
     stages = {"ddp": as_ddp(lambda: run_stages(out / "stages" / "ddp", dataset, model_dir))}
     tok = make_tiny_tokenizer()
     data = [{"input_ids": tok(t).input_ids} for t in TEXTS]
