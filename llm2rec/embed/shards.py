@@ -17,6 +17,7 @@ cleanup) may remove it, and nothing else is taken for ours.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 from llm2rec.data.vectors import VectorRows, publish_vector_file, vector_dtype
 from llm2rec.errors import DataFormatError, OutputError
 from llm2rec.io import atomic_write_json
-from llm2rec.outdir import marker_kind, remove_output, write_marker
+from llm2rec.outdir import MARKER, marker_kind, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,26 @@ def merge_shards(
 
 
 def remove_work_dir(work: Path) -> None:
-    """Remove a finished extraction's work directory; one holding a file it does not list is left, said."""
-    try:
-        remove_output(Path(work), WORK_KIND)
-    except OutputError as exc:
-        log.warning("left %s in place: %s", work, exc)
+    """Remove a finished extraction's work directory, its marker last (an interruption leaves a directory
+    that is still ours). A file that is not one of ours (:data:`WORK_FILES`) is left there, with the
+    marker, and said in the log."""
+    work = Path(work)
+    foreign = []
+    for entry in sorted(work.iterdir()):
+        if entry.name == MARKER:
+            continue
+        if (
+            entry.is_dir()
+            or entry.is_symlink()
+            or not any(fnmatch.fnmatchcase(entry.name, p) for p in WORK_FILES)
+        ):
+            foreign.append(entry.name)
+        else:
+            entry.unlink()
+    if foreign:
+        log.warning(
+            "left %s in place: it holds %s, which llm2rec did not write there", work, ", ".join(foreign)
+        )
+        return
+    (work / MARKER).unlink()
+    work.rmdir()

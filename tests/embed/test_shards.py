@@ -269,3 +269,19 @@ def test_cli_dtype_and_shard_size(encoder_dir, dataset, reference, tmp_path, cap
     with pytest.raises(SystemExit) as refused:
         main()
     assert refused.value.code == 2 and "float32 or float16" in capsys.readouterr().err
+
+
+def test_a_file_someone_put_in_the_work_dir_is_left_there(encoder, dataset, reference, tmp_path, monkeypatch):
+    from llm2rec.data.vectors import read_item_vectors
+    from llm2rec.embed import extract
+    from llm2rec.outdir import MARKER
+
+    out, work = tmp_path / "v.npy", tmp_path / "v.npy.work"
+    monkeypatch.setattr(extract, "_encode_shard", _Recorder(extract._encode_shard, fail_at=1))
+    with pytest.raises(Interrupted):
+        extract.embed_items(encoder, dataset, out, shard_size=10, show_progress=False)
+    (work / "notes.txt").write_text("mine")
+    monkeypatch.undo()
+    extract.embed_items(encoder, dataset, out, shard_size=10, show_progress=False)
+    np.testing.assert_allclose(read_item_vectors(out)[0], reference, atol=1e-5)
+    assert sorted(p.name for p in work.iterdir()) == [MARKER, "notes.txt"]  # our shards removed, not theirs
