@@ -1,7 +1,8 @@
 """Extraction speed and memory (issue 37 §2): titles/s and peak RSS of ``embed_items`` with 1 and 2
 processes, and peak RSS at 10k and 100k titles (flat in the number of items: shards are streamed to disk,
 texts tokenized a chunk at a time, the merge copies blocks). Each measurement runs in fresh processes
-(``torch.distributed.run`` for two), so every peak RSS is that run's own.
+(``torch.distributed.run`` for two), so every peak RSS is that run's own; a control passes the same chunks
+of texts through ``Encoder.encode`` alone, which shows what of the peak is the encoder's own.
 
     python benchmarks/embed_speed.py                                   # tiny model, synthetic titles, CPU
     python benchmarks/embed_speed.py --speed-titles 20000 --memory-titles 10000 100000 --hidden 256
@@ -77,8 +78,11 @@ def child(args) -> None:
     rss_before = psutil.Process().memory_info().rss
     procs.wait()
     start = time.perf_counter()
-    embed_items(encoder, args.dataset, args.out, batch_size=args.batch_size, dtype=args.dtype,
-                show_progress=False, overwrite=True)  # fmt: skip
+    if args.encode_only:  # the control: the same chunks through Encoder.encode, vectors thrown away
+        _encode_only(encoder, args)
+    else:
+        embed_items(encoder, args.dataset, args.out, batch_size=args.batch_size, dtype=args.dtype,
+                    show_progress=False, overwrite=True)  # fmt: skip
     seconds = time.perf_counter() - start
     report = {
         "rank": procs.rank,
@@ -89,8 +93,17 @@ def child(args) -> None:
     Path(args.report, f"rank{procs.rank}.json").write_text(json.dumps(report))
 
 
+def _encode_only(encoder, args) -> None:
+    from llm2rec.embed.extract import CHUNK_BATCHES, ItemTexts
+
+    items = ItemTexts(Path(args.dataset) / "items.parquet")
+    chunk = args.batch_size * CHUNK_BATCHES
+    for first in range(0, len(items), chunk):
+        encoder.encode(items.texts(first, first + chunk), batch_size=args.batch_size)
+
+
 def measure(
-    encoder: Path, dataset: Path, work: Path, *, processes: int, args, dtype: str | None = None
+    encoder: Path, dataset: Path, work: Path, *, processes: int, args, dtype: str | None = None, control=False
 ) -> dict:
     """Run one extraction in fresh process(es) and collect what each reported."""
     report = Path(tempfile.mkdtemp(dir=work, prefix="report."))
@@ -98,7 +111,7 @@ def measure(
     dtype = dtype or args.dtype
     base = [__file__, "--child", "--encoder", str(encoder), "--dataset", str(dataset), "--out", str(out),
             "--report", str(report), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-            "--dtype", dtype]  # fmt: skip
+            "--dtype", dtype, *(["--encode-only"] if control else [])]  # fmt: skip
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONWARNINGS": "ignore"}
@@ -116,11 +129,26 @@ def measure(
         "titles_per_s": round(items / seconds, 1),
         "peak_rss_mib_per_process": [round(r["peak_rss_mib"], 1) for r in ranks],
         "rss_before_extraction_mib_per_process": [round(r["rss_before_extraction_mib"], 1) for r in ranks],
-        "file_mib": round(out.stat().st_size / 2**20, 2),
     }
-    out.unlink()
-    out.with_suffix(".json").unlink()
+    if not control:
+        result["file_mib"] = round(out.stat().st_size / 2**20, 2)
+        out.unlink()
+        out.with_suffix(".json").unlink()
     return result
+
+
+def memory_run(encoder: Path, dataset: Path, count: int, work: Path, args) -> dict:
+    """One process over ``count`` titles: ``embed_items``, and the control, the same chunks of texts
+    through ``Encoder.encode`` alone (what the encoder itself costs, vectors thrown away)."""
+    dataset = write_dataset(dataset, count)
+    run = measure(encoder, dataset, work, processes=1, args=args)
+    control = measure(encoder, dataset, work, processes=1, args=args, control=True)
+    run["encode_only"] = {k: control[k] for k in ("seconds", "titles_per_s", "peak_rss_mib_per_process")}
+    print(f"{count} titles, 1 process: peak RSS {run['peak_rss_mib_per_process'][0]:.0f} MiB "
+          f"(before extraction {run['rss_before_extraction_mib_per_process'][0]:.0f}; the encoder alone over "
+          f"the same chunks: {control['peak_rss_mib_per_process'][0]:.0f}), {run['titles_per_s']:.0f} titles/s, "
+          f"file {run['file_mib']:.1f} MiB")  # fmt: skip
+    return run
 
 
 def extraction(args) -> dict:
@@ -137,13 +165,9 @@ def extraction(args) -> dict:
         print(
             f"float16: file {half['file_mib']:.2f} MiB against {speed[0]['file_mib']:.2f} MiB ({args.dtype})"
         )
-        memory = []
-        for count in args.memory_titles:
-            run = measure(encoder, write_dataset(work / f"ds-{count}", count), work, processes=1, args=args)
-            memory.append(run)
-            print(f"{count} titles, 1 process: peak RSS {run['peak_rss_mib_per_process'][0]:.0f} MiB "
-                  f"(before extraction {run['rss_before_extraction_mib_per_process'][0]:.0f}), "
-                  f"{run['titles_per_s']:.0f} titles/s, file {run['file_mib']:.1f} MiB")  # fmt: skip
+        memory = [
+            memory_run(encoder, work / f"ds-{count}", count, work, args) for count in args.memory_titles
+        ]
     peaks = [run["peak_rss_mib_per_process"][0] for run in memory]
     return {
         "benchmark": "embed_speed",
@@ -157,6 +181,11 @@ def extraction(args) -> dict:
         "float16": half,
         "memory": memory,
         "peak_rss_growth_mib": round(peaks[-1] - peaks[0], 1),
+        "encode_only_peak_rss_growth_mib": round(
+            memory[-1]["encode_only"]["peak_rss_mib_per_process"][0]
+            - memory[0]["encode_only"]["peak_rss_mib_per_process"][0],
+            1,
+        ),
         "vectors_mib_at_largest": round(args.memory_titles[-1] * args.hidden * 4 / 2**20, 1),
         "machine": {
             "platform": platform.platform(),
@@ -241,6 +270,7 @@ def main() -> None:
     parser.add_argument("--sorting", action="store_true", help="the length-sorted / unsorted comparison")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--encode-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--encoder", default="smollm2-135m", help="--sorting: the encoder")
     parser.add_argument("--dataset", default=None, help="--sorting: a prepared dataset (default: synthetic)")
     parser.add_argument("--titles", type=int, default=512, help="--sorting: how many titles")
@@ -262,7 +292,8 @@ def main() -> None:
     out = args.out or RESULTS / "embed_speed.json"
     atomic_write_json(out, result)
     print(f"peak RSS growth from {args.memory_titles[0]} to {args.memory_titles[-1]} titles: "
-          f"{result['peak_rss_growth_mib']:+.1f} MiB (their vectors: {result['vectors_mib_at_largest']} MiB)")  # fmt: skip
+          f"{result['peak_rss_growth_mib']:+.1f} MiB (the encoder alone: {result['encode_only_peak_rss_growth_mib']:+.1f}; "
+          f"the vectors: {result['vectors_mib_at_largest']} MiB)")  # fmt: skip
     print(f"wrote {out}")
 
 
