@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,17 +19,12 @@ import numpy as np
 import pytest
 
 from tests.embed.test_extract import tiny_titles, write_tiny_dataset
+from tests.launch import free_port
 
 pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("embed_worker.py")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +109,7 @@ def test_two_nodes_with_their_own_tmpdir_share_the_run_dir(inputs, tmp_path):
     encoder, dataset, one = inputs
     out = tmp_path / "run" / "v.npy"
     out.parent.mkdir()
-    port = str(_free_port())
+    port = str(free_port())
     procs = []
     for node in (0, 1):
         tmp = tmp_path / f"tmp-node{node}"

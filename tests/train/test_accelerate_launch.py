@@ -11,13 +11,11 @@ llm2rec's process state (cpu=True without a GPU, llm2rec.distributed) joins them
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 
 import pytest
+
+from tests.launch import free_port, launch
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +23,6 @@ pytestmark = pytest.mark.slow
 CSFT = {"max_steps": 4, "batch_size": 4, "micro_batch": 2, "warmup_steps": 0, "schedule_steps": None,
         "eval_every": 2, "save_every": None, "eval_samples": 8, "generation_samples": 0, "max_length": 64,
         "mixed_precision": "no", "progress": False}  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +37,6 @@ def inputs(tmp_path_factory):
     tok = make_tiny_tokenizer()
     save_pretrained_atomic(make_tiny_model("llama", tok), tok, root / "model")
     return root / "ds", root / "model"
-
-
-def _launch(cmd: list[str], timeout: int = 300) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LLM2REC_TORCH_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    # Own process group, so a hang kills the workers too, not only the launcher.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    assert proc.returncode == 0, stderr[-3000:]
-    return stderr
 
 
 def _eval_losses(out) -> list[float]:
@@ -76,10 +54,10 @@ def test_accelerate_launch_two_cpu_processes_train_the_same_csft(inputs, tmp_pat
 
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                "--main_process_port", str(_free_port())]  # fmt: skip
+                "--main_process_port", str(free_port())]  # fmt: skip
     sets = [x for k, v in CSFT.items() for x in ("--set", f"{k}={'null' if v is None else v}")]
     two = tmp_path / "two"
-    _launch(launcher + ["-m", "llm2rec.cli", "csft", "--dataset", str(dataset), "--model", str(model),
+    launch(launcher + ["-m", "llm2rec.cli", "csft", "--dataset", str(dataset), "--model", str(model),
                         "--out", str(two), "--preset", "cpu", *sets])  # fmt: skip
 
     record = json.loads((two / "csft.json").read_text())

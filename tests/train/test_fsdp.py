@@ -10,11 +10,7 @@ llm2rec refuses such a launch where the gate is not lifted, rather than train un
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +22,7 @@ from test_loop import TEXTS, CountingLoss, make_collate, max_diff, weights
 from llm2rec.llm.tiny import make_tiny_tokenizer
 from llm2rec.train.config import LoopConfig
 from llm2rec.train.loop import train_loop
+from tests.launch import free_port, launch
 
 pytestmark = pytest.mark.slow  # one accelerate launch of two processes: about 20-30 s here
 
@@ -37,25 +34,6 @@ def accelerate_config() -> str:
     found = re.search(r"```yaml\n(# accelerate-fsdp2\.yaml.*?)```", REPRODUCE.read_text(), re.S)
     assert found, "docs/reproduce.md has no accelerate-fsdp2.yaml block"
     return found.group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch(cmd: list[str], timeout: int = 240) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    # Own process group, so a hang kills the workers too, not only the launcher.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    assert proc.returncode == 0, stderr[-4000:]
 
 
 def _history(run: Path) -> list[dict]:
@@ -80,8 +58,8 @@ def two_processes(tmp_path_factory) -> Path:
     save_pretrained_atomic(make_tiny_model("qwen2", tok), tok, root / "model")
     config = root / "accelerate-fsdp2.yaml"
     config.write_text(accelerate_config())
-    _launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-             "--num_processes", "2", "--main_process_port", str(_free_port()),
+    launch([sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+             "--num_processes", "2", "--main_process_port", str(free_port()),
              fsdp_worker.__file__, str(root / "two"), str(root / "ds"), str(root / "model")])  # fmt: skip
     return root / "two"
 
