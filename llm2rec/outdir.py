@@ -55,19 +55,27 @@ def marker_kind(directory: Path) -> str | None:
     return data.get("kind") if data else None
 
 
+def _entries(directory: Path):
+    """What ``directory`` holds, for its marker: ``(relative path, None)`` for every file and symbolic link
+    (a linked folder is not followed: it is one entry) but the marker itself, and ``(relative path,
+    folder)`` for each subfolder with a marker of its own, which answers for what it holds."""
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        links = sorted(d for d in dirs if (here / d).is_symlink())
+        nested = sorted(d for d in dirs if d not in links and read_marker(here / d) is not None)
+        dirs[:] = sorted(d for d in dirs if d not in links and d not in nested)
+        for name in nested:
+            yield (here / name).relative_to(directory).as_posix(), here / name
+        for name in sorted(files) + links:
+            rel = (here / name).relative_to(directory).as_posix()
+            if rel != MARKER:
+                yield rel, None
+
+
 def listing(directory: Path) -> list[str]:
     """Every file under ``directory`` (relative, ``/``-separated), but the marker and what subdirectories
     with a marker of their own hold."""
-    directory = Path(directory)
-    found = []
-    for root, dirs, files in os.walk(directory):
-        here = Path(root)
-        dirs[:] = [d for d in dirs if read_marker(here / d) is None]
-        for name in files:
-            rel = (here / name).relative_to(directory).as_posix()
-            if rel != MARKER:
-                found.append(rel)
-    return sorted(found)
+    return sorted(rel for rel, nested in _entries(Path(directory)) if nested is None)
 
 
 _ATOMIC_TEMP = re.compile(r"^(?P<dir>(?:.*/)?)\.(?P<name>[^/]+)\.[^./]+\.tmp$")  # io.atomic_write_bytes
@@ -96,19 +104,12 @@ def first_unlisted(directory: Path) -> str | None:
     if marker is None or not isinstance(marker.get("files"), list):
         return "."
     entries = [str(e) for e in marker["files"]]
-    for root, dirs, files in os.walk(directory):
-        here = Path(root)
-        links = sorted(d for d in dirs if (here / d).is_symlink())  # not followed: an entry of its own
-        nested = sorted(d for d in dirs if d not in links and read_marker(here / d) is not None)
-        dirs[:] = sorted(d for d in dirs if d not in links and d not in nested)
-        for name in nested:
-            inner = first_unlisted(here / name)
-            if inner is not None:
-                return (here / name).relative_to(directory).as_posix() + "/" + inner
-        for name in sorted(files) + links:
-            rel = (here / name).relative_to(directory).as_posix()
-            if rel != MARKER and not _covered(rel, entries):
+    for rel, nested in _entries(directory):
+        if nested is None:
+            if not _covered(rel, entries):
                 return rel
+        elif (inner := first_unlisted(nested)) is not None:
+            return f"{rel}/{inner}"
     return None
 
 
@@ -183,7 +184,7 @@ def check_output(
         raise OutputError(f"--out {out} is {reason}; choose a new directory for the output")
     resolved = Path(os.path.realpath(out))
     for item in inputs:
-        if not os.path.lexists(item) or not os.path.exists(item):
+        if not os.path.exists(item):
             continue  # a missing input (or a symlink loop) is its reader's error: "input not found"
         item = Path(os.path.realpath(item))
         if item == resolved or resolved in item.parents:
@@ -262,15 +263,15 @@ def check_writable_dir(directory: Path, out: Path | None = None) -> None:
         ) from None
 
 
-def remove_output(path: Path, kind: str | None = None) -> None:
+def remove_output(path: Path) -> None:
     """Remove a previous output that llm2rec wrote (a directory its marker accounts for, or an item-vector
     file with its record); refuse, with the first file it does not account for, anything else."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         if any(path.iterdir()):
             extra = first_unlisted(path)
-            if extra is not None or (kind is not None and marker_kind(path) != kind):
-                what = "it has no llm2rec marker" if extra in (None, ".") else f"it holds {extra}"
+            if extra is not None:
+                what = "it has no llm2rec marker" if extra == "." else f"it holds {extra}"
                 raise OutputError(
                     f"refusing to remove {path}: {what}, which llm2rec did not write; move it out of the "
                     "way (or delete it by hand) and run again"

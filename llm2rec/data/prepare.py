@@ -40,17 +40,9 @@ def prepare_from_spec(spec: dict, out: str | Path, *, overwrite: bool = False) -
 def check_spec(spec: dict) -> ProtocolSettings:
     """What a ``dataset`` section can be refused for without reading a byte of it (the format, the
     inputs' presence, the protocol's settings): ``run`` asks before it creates its directory."""
-    from llm2rec.data.sources import FORMATS
-    from llm2rec.errors import ConfigError
+    from llm2rec.data.sources import check_source
 
-    if spec["format"] not in FORMATS:
-        raise ConfigError(f"unknown --format {spec['format']!r}; choose one of {', '.join(FORMATS)}")
-    if spec["format"] != "builtin":
-        if not spec["input"]:
-            raise ConfigError("--input is required for this format")
-        for p in spec["input"]:
-            if not Path(p).exists():
-                raise FileNotFoundError(f"input not found: {p}")
+    check_source(spec["format"], spec["input"])
     settings = ProtocolSettings(
         spec["kcore"],
         spec["max_history"],

@@ -55,6 +55,19 @@ def read_source(fmt: str, inputs: list[Path], *, skip_bad_lines: bool = False, *
 FORMATS = (*READERS, "builtin")
 
 
+def check_source(fmt: str, paths: list) -> None:
+    """What a source can be refused for before a byte of it is read: its format, and its inputs' presence."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "builtin":
+        return
+    if not paths:
+        raise ConfigError("--input is required for this format")
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"input not found: {p}")
+
+
 def load_raw(
     fmt: str,
     paths: list[Path],
@@ -70,17 +83,11 @@ def load_raw(
 
     ``shipped_split`` asks the reader to keep the split the source ships (``--split shipped``).
     """
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    check_source(fmt, paths)
     if fmt == "builtin":
         from llm2rec.data.synthetic import generate
 
         return generate(num_users=num_users, num_items=num_items, seed=seed)
-    if not paths:
-        raise ConfigError("--input is required for this format")
-    for p in paths:
-        if not Path(p).exists():
-            raise FileNotFoundError(f"input not found: {p}")
     options = dict(options or {})
     if shipped_split:
         options.setdefault("use_shipped_split", True)
